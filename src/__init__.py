@@ -1,0 +1,3 @@
+"""autobots: a REST service that runs multi-agent AutoGen workflows."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,82 @@
+"""Domain errors. Rooms subclass `AutobotsError`; `web/errors.py` renders them in the API's error shape."""
+
+from __future__ import annotations
+
+
+class AutobotsError(Exception):
+    """An expected failure with a fixed HTTP status and the contract's error fields.
+
+    Args:
+        message: Human-readable explanation, safe to show to the client.
+        type: Error family (`invalid_request_error`, `not_found_error`, `conflict_error`, ...).
+        code: Machine-readable code, e.g. `run_not_found`.
+        param: The request field at fault, if any (dotted path).
+        status: HTTP status code.
+    """
+
+    status: int = 400
+    type: str = "invalid_request_error"
+    code: str | None = None
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        type: str | None = None,
+        code: str | None = None,
+        param: str | None = None,
+        status: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        if type is not None:
+            self.type = type
+        if code is not None:
+            self.code = code
+        if status is not None:
+            self.status = status
+        self.param = param
+
+
+class NotFound(AutobotsError):
+    status = 404
+    type = "not_found_error"
+    code = "not_found"
+
+
+class Conflict(AutobotsError):
+    status = 409
+    type = "conflict_error"
+    code = "conflict"
+
+
+class InvalidRequest(AutobotsError):
+    status = 400
+    type = "invalid_request_error"
+    code = "invalid_request"
+
+
+class Unauthorized(AutobotsError):
+    status = 401
+    type = "authentication_error"
+    code = "invalid_api_key"
+
+
+class InvalidWorkflowSpec(AutobotsError):
+    """A workflow spec that fails validation; `errors` lists every problem as {path, message}."""
+
+    status = 422
+    type = "invalid_request_error"
+    code = "invalid_workflow"
+
+    def __init__(self, errors: list[dict[str, str]], *, param_prefix: str = "workflow") -> None:
+        first = errors[0] if errors else {"path": "", "message": "invalid workflow"}
+        path = f"{param_prefix}.{first['path']}" if first["path"] else param_prefix
+        super().__init__(f"{first['path'] or 'workflow'}: {first['message']}", param=path)
+        self.errors = errors
+
+
+class SandboxUnavailable(AutobotsError):
+    status = 422
+    type = "invalid_request_error"
+    code = "sandbox_unavailable"
