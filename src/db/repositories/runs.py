@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+from typing import Any
+
+from autobots.db.repositories._base import Page, PageQuery, Repository
+from autobots.db.tables import Run, RunEvent
+from sqlalchemy import func, update
+from sqlmodel import select
+
+ACTIVE_STATUSES = ("queued", "running", "cancelling")
+TERMINAL_STATUSES = ("completed", "failed", "cancelled")
+
+
+class RunRepository(Repository[Run]):
+    model = Run
+
+    async def get_owned(self, id: str, user_id: str) -> Run | None:
+        return await self.get(id, filters=[Run.user_id == user_id])
+
+    async def list_for_session(self, session_id: str, page: PageQuery) -> Page[Run]:
+        return await self.paginate(page, filters=[Run.session_id == session_id])
+
+    async def active_for_session(self, session_id: str) -> list[Run]:
+        statement = (
+            select(Run)
+            .where(Run.session_id == session_id, Run.status.in_(ACTIVE_STATUSES))  # type: ignore[attr-defined]
+            .order_by(Run.pk)  # type: ignore[arg-type]
+        )
+        return list((await self.session.exec(statement)).all())
+
+    async def with_status(self, statuses: tuple[str, ...]) -> list[Run]:
+        statement = select(Run).where(Run.status.in_(statuses)).order_by(Run.pk)  # type: ignore[attr-defined,arg-type]
+        return list((await self.session.exec(statement)).all())
+
+    async def update_fenced(self, run_id: str, attempt: int, values: dict[str, Any]) -> bool:
+        """Write `values` only if the run is still on `attempt` (a stale executor's writes are refused)."""
+        statement = update(Run).where(Run.id == run_id, Run.attempt == attempt).values(**values)  # type: ignore[arg-type]
+        result = await self.session.exec(statement)  # type: ignore[call-overload]
+        return bool(result.rowcount)
+
+    async def add_events(self, events: list[RunEvent]) -> None:
+        self.session.add_all(events)
+        await self.session.flush()
+
+    async def events(self, run_id: str, *, starting_after: int = 0) -> list[RunEvent]:
+        statement = (
+            select(RunEvent)
+            .where(RunEvent.run_id == run_id, RunEvent.seq > starting_after)
+            .order_by(RunEvent.seq)  # type: ignore[arg-type]
+        )
+        return list((await self.session.exec(statement)).all())
+
+    async def max_event_seq(self, run_id: str) -> int:
+        statement = select(func.max(RunEvent.seq)).where(RunEvent.run_id == run_id)
+        return int((await self.session.exec(statement)).first() or 0)
