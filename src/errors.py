@@ -69,9 +69,9 @@ class InvalidWorkflowSpec(AutobotsError):
     type = "invalid_request_error"
     code = "invalid_workflow"
 
-    def __init__(self, errors: list[dict[str, str]], *, param_prefix: str = "workflow") -> None:
+    def __init__(self, errors: list[dict[str, str]], *, param_prefix: str = "") -> None:
         first = errors[0] if errors else {"path": "", "message": "invalid workflow"}
-        path = f"{param_prefix}.{first['path']}" if first["path"] else param_prefix
+        path = ".".join(part for part in (param_prefix, first["path"]) if part) or None
         super().__init__(f"{first['path'] or 'workflow'}: {first['message']}", param=path)
         self.errors = errors
 

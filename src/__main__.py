@@ -1,0 +1,98 @@
+"""Command line: serve, migrate, users add, sandbox build, run."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+
+from autobots.config import get_settings
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from autobots.web import create_app
+
+    settings = get_settings()
+    updates = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+    if updates:
+        settings = settings.model_copy(update=updates)
+    logging.getLogger("autobots").info("configuration: %s", settings.describe())
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level.lower(),
+                timeout_graceful_shutdown=10)
+    return 0
+
+
+def _migrate(_: argparse.Namespace) -> int:
+    from autobots.db import migrate_to_head, redacted_url
+
+    settings = get_settings()
+    migrate_to_head(settings.database_url)
+    print(f"database {redacted_url(settings.database_url)} is at the latest schema")
+    return 0
+
+
+async def _add_user(name: str) -> str:
+    from autobots.db import Database, migrate_to_head
+    from autobots.users import service as user_service
+
+    settings = get_settings()
+    await asyncio.to_thread(migrate_to_head, settings.database_url)
+    db = Database(settings.database_url)
+    try:
+        async with db.session() as session:
+            user = await user_service.get_or_create(session, name=name)
+            key = await user_service.create_api_key(session, user=user)
+            print(f"user {user.name} ({user.id})")
+        return key
+    finally:
+        await db.dispose()
+
+
+def _users(args: argparse.Namespace) -> int:
+    print(asyncio.run(_add_user(args.name)))
+    return 0
+
+
+def _sandbox_build(args: argparse.Namespace) -> int:
+    from autobots.sandbox.image import build_image
+
+    tag = build_image(get_settings(), force=args.force)
+    print(tag)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="autobots", description="Run multi-agent AutoGen workflows as a service.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="apply migrations, then serve the HTTP API")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.set_defaults(handler=_serve)
+    commands.add_parser("migrate", help="apply database migrations").set_defaults(handler=_migrate)
+    users = commands.add_parser("users", help="manage users").add_subparsers(dest="users_command", required=True)
+    add = users.add_parser("add", help="create a user if needed and print a new API key (last line)")
+    add.add_argument("name")
+    add.set_defaults(handler=_users)
+    sandbox = commands.add_parser("sandbox", help="sandbox image").add_subparsers(dest="sandbox_command",
+                                                                                 required=True)
+    build = sandbox.add_parser("build", help="build the sandbox image (offline when no registry answers)")
+    build.add_argument("--force", action="store_true")
+    build.set_defaults(handler=_sandbox_build)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _configure_logging(get_settings().log_level)
+    return int(args.handler(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Published sessions: redacted snapshots any authenticated user can browse."""

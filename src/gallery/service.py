@@ -1,0 +1,54 @@
+"""Publish a session as a redacted snapshot; browse and delete gallery items."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from autobots.db.repositories import GalleryRepository, MessageRepository, Page, PageQuery, WorkflowRepository
+from autobots.db.tables import ChatSession, GalleryItem, Message, new_id
+from autobots.errors import NotFound
+
+MAX_PUBLISHED_MESSAGES = 1000
+
+
+class GalleryItemNotFound(NotFound):
+    code = "gallery_item_not_found"
+
+
+def message_snapshot(message: Message) -> dict[str, Any]:
+    return {"id": message.id, "object": "message", "session_id": message.session_id, "run_id": message.run_id,
+            "role": message.role, "content": message.content, "metadata": message.meta or {},
+            "created_at": message.created_at}
+
+
+async def publish(session: AsyncSession, *, user_id: str, chat: ChatSession, tags: list[str]) -> GalleryItem:
+    """Snapshot the session (workflow spec already redacted at rest) and its messages."""
+    workflow = await WorkflowRepository(session).get(chat.workflow_id) if chat.workflow_id else None
+    messages = await MessageRepository(session).history(chat.id, limit=MAX_PUBLISHED_MESSAGES)
+    snapshot = {"id": chat.id, "object": "session", "name": chat.name, "workflow_id": chat.workflow_id,
+                "workflow": workflow.spec if workflow else None, "created_at": chat.created_at,
+                "updated_at": chat.updated_at}
+    item = GalleryItem(id=new_id("gal"), published_by=user_id, session=snapshot,
+                       messages=[message_snapshot(m) for m in messages], tags=sorted(set(tags)))
+    return await GalleryRepository(session).add_with_tags(item)
+
+
+async def list_items(session: AsyncSession, *, page: PageQuery, tag: str | None) -> Page[GalleryItem]:
+    return await GalleryRepository(session).list_items(page, tag=tag)
+
+
+async def get_or_raise(session: AsyncSession, *, gallery_id: str) -> GalleryItem:
+    item = await GalleryRepository(session).get(gallery_id)
+    if item is None:
+        raise GalleryItemNotFound(f"no gallery item with id '{gallery_id}'", param="gallery_id")
+    return item
+
+
+async def delete(session: AsyncSession, *, user_id: str, gallery_id: str) -> None:
+    """Only the publisher may delete; to anyone else the item does not exist."""
+    item = await get_or_raise(session, gallery_id=gallery_id)
+    if item.published_by != user_id:
+        raise GalleryItemNotFound(f"no gallery item with id '{gallery_id}'", param="gallery_id")
+    await GalleryRepository(session).delete_owned(item)

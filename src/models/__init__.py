@@ -1,0 +1,20 @@
+"""Model clients per provider (OpenAI and compatible servers, Azure OpenAI, Anthropic, Ollama, and
+the offline `scripted` stand-in), the default model, and pricing."""
+
+from autobots.models._scripted import ScriptedChatCompletionClient
+from autobots.models.exceptions import ModelConfigError
+from autobots.models.pricing import compute_cost
+from autobots.models.schemas import ModelConfig, Persona, Price
+from autobots.models.service import create_model_client, is_scripted, resolve_default_model
+
+__all__ = [
+    "ModelConfig",
+    "ModelConfigError",
+    "Persona",
+    "Price",
+    "ScriptedChatCompletionClient",
+    "compute_cost",
+    "create_model_client",
+    "is_scripted",
+    "resolve_default_model",
+]

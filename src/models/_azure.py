@@ -1,0 +1,43 @@
+"""Azure OpenAI: `base_url` is the resource endpoint, `azure_deployment` defaults to the model name."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from autobots.config import Settings
+from autobots.models._credentials import require_api_key
+from autobots.models._model_info import lookup_model_info, model_info_for
+from autobots.models.exceptions import ModelConfigError
+from autobots.models.schemas import ModelConfig
+from autogen_ext.models.openai import AzureOpenAIChatCompletionClient
+from autogen_ext.models.openai import _model_info as openai_models
+
+# A GA version of the Azure OpenAI data-plane API, used when the entry names none.
+DEFAULT_API_VERSION = "2024-10-21"
+
+
+def build_client(config: ModelConfig, *, settings: Settings) -> AzureOpenAIChatCompletionClient:
+    """An AzureOpenAIChatCompletionClient for the entry's endpoint and deployment."""
+    if not config.base_url:
+        raise ModelConfigError(
+            f"azure_openai model {config.model!r} needs base_url: the resource endpoint, "
+            "e.g. https://NAME.openai.azure.com",
+            param="base_url",
+        )
+    kwargs: dict[str, Any] = {
+        "model": config.model,
+        "azure_endpoint": config.base_url,
+        "azure_deployment": config.azure_deployment or config.model,
+        "api_version": config.api_version or DEFAULT_API_VERSION,
+        "api_key": require_api_key(config),
+        "timeout": settings.model_timeout_s,
+        "max_retries": settings.model_max_retries,
+    }
+    if config.temperature is not None:
+        kwargs["temperature"] = config.temperature
+    if config.max_tokens is not None:
+        kwargs["max_tokens"] = config.max_tokens
+    info = model_info_for(config, lookup_model_info(openai_models.get_info, config.model))
+    if info is not None:
+        kwargs["model_info"] = info
+    return AzureOpenAIChatCompletionClient(**kwargs)

@@ -1,0 +1,65 @@
+"""Model clients from spec entries, and the default model."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from autobots.config import Settings, read_secret_env
+from autobots.models import _anthropic, _azure, _ollama, _openai
+from autobots.models._scripted import ScriptedChatCompletionClient
+from autobots.models.exceptions import ModelConfigError
+from autobots.models.schemas import ModelConfig, Persona
+from autogen_core.models import ChatCompletionClient
+
+_Builder = Callable[..., ChatCompletionClient]
+_BUILDERS: dict[str, _Builder] = {
+    "openai": _openai.build_client,
+    "azure_openai": _azure.build_client,
+    "anthropic": _anthropic.build_client,
+    "ollama": _ollama.build_client,
+}
+SCRIPTED_MODEL = "scripted"
+
+
+def is_scripted(config: ModelConfig) -> bool:
+    return config.provider == "scripted"
+
+
+def create_model_client(config: ModelConfig, *, persona: Persona, settings: Settings) -> ChatCompletionClient:
+    """A ready AutoGen client for `config`, speaking for `persona` (only the scripted provider uses it).
+
+    Raises:
+        ModelConfigError: The entry cannot make a client (no key, no endpoint, rejected by the library).
+    """
+    if is_scripted(config):
+        return ScriptedChatCompletionClient(persona, model=config.model)
+    try:
+        return _BUILDERS[config.provider](config, settings=settings)
+    except ValueError as err:  # AutoGen's own checks, e.g. a create argument it refuses
+        raise ModelConfigError(f"{config.provider} model {config.model!r}: {err}") from err
+
+
+def resolve_default_model(settings: Settings) -> ModelConfig:
+    """The model for specs without a `models` section.
+
+    `provider = "auto"` means OpenAI when its key is set, or when `base_url` points at an
+    OpenAI-compatible server (which needs no key); otherwise the offline scripted stand-in.
+    """
+    default = settings.default_model
+    provider = default.provider
+    if provider == "auto":
+        has_key = read_secret_env(default.api_key_env) is not None
+        provider = "openai" if has_key or default.base_url else "scripted"
+    if provider == "scripted":
+        return ModelConfig(provider="scripted", model=SCRIPTED_MODEL)
+    if provider not in _BUILDERS:
+        raise ModelConfigError(
+            f"default_model.provider {provider!r} is not one of auto, scripted, {', '.join(_BUILDERS)}",
+            param="default_model.provider",
+        )
+    return ModelConfig(
+        provider=provider,  # type: ignore[arg-type]
+        model=default.model,
+        base_url=default.base_url,
+        api_key_env=default.api_key_env,
+    )

@@ -1,0 +1,71 @@
+"""Live run events in memory: a run's full event list while it executes, with followers woken on append."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Event:
+    seq: int
+    type: str
+    data: dict[str, Any]
+    created_at: int
+
+
+class RunChannel:
+    """Events of one live run. Followers replay what is already there, then wait for more."""
+
+    def __init__(self, initial: list[Event]) -> None:
+        self.events: list[Event] = list(initial)
+        self.closed = False
+        self.finished = asyncio.Event()
+        self._changed = asyncio.Condition()
+
+    async def append(self, event: Event) -> None:
+        async with self._changed:
+            self.events.append(event)
+            self._changed.notify_all()
+
+    async def close(self) -> None:
+        async with self._changed:
+            self.closed = True
+            self.finished.set()
+            self._changed.notify_all()
+
+    async def follow(self, starting_after: int, keepalive_s: float) -> AsyncIterator[Event | None]:
+        """Events with seq > starting_after; None every `keepalive_s` of silence (for keep-alive comments)."""
+        position = starting_after
+        while True:
+            pending = [event for event in self.events if event.seq > position]
+            for event in pending:
+                position = event.seq
+                yield event
+            if self.closed and not any(event.seq > position for event in self.events):
+                return
+            async with self._changed:
+                if any(event.seq > position for event in self.events) or self.closed:
+                    continue
+                try:
+                    await asyncio.wait_for(self._changed.wait(), timeout=keepalive_s)
+                except TimeoutError:
+                    yield None
+
+
+class ChannelRegistry:
+    def __init__(self) -> None:
+        self._channels: dict[str, RunChannel] = {}
+
+    def open(self, run_id: str, initial: list[Event]) -> RunChannel:
+        channel = RunChannel(initial)
+        self._channels[run_id] = channel
+        return channel
+
+    def get(self, run_id: str) -> RunChannel | None:
+        return self._channels.get(run_id)
+
+    def discard(self, run_id: str) -> None:
+        self._channels.pop(run_id, None)

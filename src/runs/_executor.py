@@ -1,0 +1,154 @@
+"""Execute one attempt of a run: build the workflow, stream it, record everything, finish it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from autobots.config import Settings
+from autobots.db import Database
+from autobots.db.repositories import MessageRepository
+from autobots.db.tables import Message, Run, new_id, now
+from autobots.runs._errors import classify
+from autobots.runs._recorder import RunRecorder
+from autobots.runs._transcript import UsageMeter, transcript_entry
+from autobots.workflows import service as workflow_service
+from autobots.workflows.builders import BuildContext, CodeExecutionRecord, WorkflowResult, compile_workflow
+from autobots.workflows.builders import wall_time_limit as spec_wall_time
+from autobots.workflows.secrets import vault
+from autogen_agentchat.messages import BaseChatMessage, TextMessage
+from autogen_core import CancellationToken
+
+logger = logging.getLogger("autobots.runs")
+HISTORY_LIMIT = 100
+
+
+@dataclass
+class LiveRun:
+    """The in-memory handle of a running attempt."""
+
+    run_id: str
+    session_id: str
+    token: CancellationToken = field(default_factory=CancellationToken)
+    cancel_requested: bool = False
+    expired: bool = False
+    task: asyncio.Task[None] | None = None
+
+
+async def replay_task(db: Database, run: Run, content: str) -> list[BaseChatMessage]:
+    """The session's earlier messages followed by this run's user message, as AutoGen messages."""
+    async with db.session() as session:
+        history = await MessageRepository(session).history(run.session_id, limit=HISTORY_LIMIT + 1)
+    messages: list[BaseChatMessage] = []
+    for row in history:
+        if row.id == run.user_message_id:
+            break
+        if row.content.strip():
+            messages.append(TextMessage(content=row.content, source="user" if row.role == "user" else "assistant"))
+    messages.append(TextMessage(content=content, source="user"))
+    return messages
+
+
+class RunExecution:
+    """One attempt of one run, from `running` to a terminal state."""
+
+    def __init__(self, *, db: Database, settings: Settings, sandbox: Any, run: Run, recorder: RunRecorder,
+                 live: LiveRun, content: str) -> None:
+        self.db, self.settings, self.sandbox = db, settings, sandbox
+        self.run, self.recorder, self.live, self.content = run, recorder, live, content
+        self.transcript: list[dict[str, Any]] = []
+        self.executions: list[dict[str, Any]] = []
+        self.started_at = run.started_at or now()
+
+    async def execute(self) -> None:
+        spec = workflow_service.load_spec(self.run.spec)
+        model_configs = workflow_service.resolve_models(spec, self.settings, vault.keys_for(self.run.workflow_id))
+        ctx = BuildContext(spec=spec, model_configs=model_configs, settings=self.settings, run_id=self.run.id,
+                           sandbox=self.sandbox, on_code_execution=self._record_execution)
+        meter = UsageMeter(spec=spec, model_configs=model_configs)
+        wall = spec_wall_time(spec.termination, self.settings)
+        timer = asyncio.get_running_loop().call_later(wall, self._expire)
+        result: WorkflowResult | None = None
+        try:
+            task = await replay_task(self.db, self.run, self.content)
+            async for item in compile_workflow(ctx).run_stream(task, self.live.token):
+                if isinstance(item, WorkflowResult):
+                    result = item
+                    continue
+                entry = transcript_entry(item)
+                if entry is not None:
+                    self.transcript.append(entry)
+                    meter.add(entry)
+                    await self.recorder.emit("message", entry, run_values={"usage": meter.usage(), "cost": meter.cost})
+        except asyncio.CancelledError:
+            if not (self.live.cancel_requested or self.live.expired):
+                raise
+            await self._finish_stopped(meter, ctx)
+            return
+        except Exception as exc:
+            if self.live.cancel_requested or self.live.expired:
+                await self._finish_stopped(meter, ctx)
+                return
+            error_type, message = classify(exc)
+            logger.warning("run %s failed: %s (%s)", self.run.id, error_type, type(exc).__name__)
+            await self._finish("failed", meter, error={"type": error_type, "message": message},
+                               stop_reason=f"error: {error_type}", reply=None, summary=None, ctx=ctx)
+            return
+        finally:
+            timer.cancel()
+            await ctx.close()
+        assert result is not None
+        await self._finish("completed", meter, error=None, stop_reason=result.stop_reason,
+                           reply=result.reply, summary=result.summary, ctx=ctx)
+
+    def _expire(self) -> None:
+        self.live.expired = True
+        self.live.token.cancel()
+
+    async def _record_execution(self, record: CodeExecutionRecord) -> None:
+        entry = {"agent": record.agent, "language": record.language, "code": record.code,
+                 "exit_code": record.exit_code, "output": record.output}
+        self.executions.append(entry)
+        await self.recorder.emit("code.execution", entry)
+
+    async def _finish_stopped(self, meter: UsageMeter, ctx: BuildContext) -> None:
+        if self.live.cancel_requested:
+            await self._finish("cancelled", meter, error=None, stop_reason="cancelled by the client",
+                               reply=None, summary=None, ctx=ctx)
+        else:
+            limit = spec_wall_time(ctx.spec.termination, self.settings)
+            await self._finish("completed", meter, error=None, stop_reason=f"wall time limit of {limit:g} s reached",
+                               reply=None, summary=None, ctx=ctx)
+
+    async def _finish(self, status: str, meter: UsageMeter, *, error: dict[str, str] | None, stop_reason: str | None,
+                      reply: str | None, summary: str | None, ctx: BuildContext) -> None:
+        finished_at = now()
+        if reply is None:
+            reply = next((e["content"] for e in reversed(self.transcript) if e["source"] != "user" and e["content"]), "")
+            reply = reply.replace(ctx.spec.termination.text or "\0", "").strip()
+        message = None
+        if self.transcript or status == "completed":
+            message = Message(
+                id=new_id("msg"), session_id=self.run.session_id, user_id=self.run.user_id, run_id=self.run.id,
+                role="assistant", content=reply, created_at=finished_at,
+                meta={"messages": self.transcript, "summary": summary, "usage": meter.usage(), "cost": meter.cost,
+                      "code_executions": self.executions, "stop_reason": stop_reason, "sandbox": ctx.sandbox_used,
+                      "sandbox_isolated": ctx.sandbox_used not in ("local",) if ctx.sandbox_used else None,
+                      "started_at": self.started_at, "finished_at": finished_at, "status": status},
+            )
+        values: dict[str, Any] = {"status": status, "usage": meter.usage(), "cost": meter.cost, "error": error,
+                                  "stop_reason": stop_reason, "finished_at": finished_at,
+                                  "sandbox": ctx.sandbox_used, "heartbeat_at": time.time()}
+        if message is not None:
+            values["reply_message_id"] = message.id
+        event_data: dict[str, Any] = {"status": status, "stop_reason": stop_reason, "usage": meter.usage(),
+                                      "cost": meter.cost}
+        if error:
+            event_data["error"] = error
+        if message is not None:
+            event_data["reply_message_id"] = message.id
+        await self.recorder.emit_many([(f"run.{status}", event_data), ("done", {"status": status})],
+                                      run_values=values, message=message)

@@ -1,0 +1,268 @@
+"""The chat manager: accepts messages, runs them in the background one per session, cancels, recovers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+import uuid
+from typing import Any, Literal
+
+from autobots.config import Settings
+from autobots.db import Database
+from autobots.db.repositories import ACTIVE_STATUSES, TERMINAL_STATUSES, RunRepository
+from autobots.db.tables import Message, Run, RunEvent, Workflow, new_id, now
+from autobots.errors import Conflict
+from autobots.runs._channel import ChannelRegistry, Event
+from autobots.runs._executor import LiveRun, RunExecution
+from autobots.runs._recorder import RunRecorder, StaleAttempt
+from autobots.sessions.service import SessionBusy
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+logger = logging.getLogger("autobots.runs")
+IfBusy = Literal["reject", "enqueue"]
+HEARTBEAT_S = 10.0
+
+
+class RunManager:
+    """Executes runs in this process. The `run` table is the ledger; this holds only live handles.
+
+    Args:
+        db: The database.
+        settings: Server settings (concurrency, limits).
+        sandbox: The sandbox manager handed to builders (None: code execution impossible).
+    """
+
+    def __init__(self, db: Database, settings: Settings, sandbox: Any = None) -> None:
+        self.db = db
+        self.settings = settings
+        self.sandbox = sandbox
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.channels = ChannelRegistry()
+        self._live: dict[str, LiveRun] = {}
+        self._drivers: dict[str, asyncio.Task[None]] = {}
+        self._wakeups: set[str] = set()
+        self._session_locks: dict[str, asyncio.Lock] = {}
+        self._slots = asyncio.Semaphore(settings.max_concurrent_runs)
+        self._accepting = True
+        self._heartbeat: asyncio.Task[None] | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Settle runs left behind by a previous process, start queued ones, begin heartbeats."""
+        async with self.db.session() as session:
+            orphans = await RunRepository(session).with_status(("running", "cancelling"))
+        for run in orphans:
+            await self._settle_orphan(run)
+        async with self.db.session() as session:
+            queued = await RunRepository(session).with_status(("queued",))
+        for session_id in dict.fromkeys(run.session_id for run in queued):
+            self._kick(session_id)
+        self._heartbeat = asyncio.create_task(self._beat())
+
+    async def shutdown(self) -> None:
+        """Stop taking runs; runs still executing end `failed` with error type `interrupted`."""
+        self._accepting = False
+        if self._heartbeat:
+            self._heartbeat.cancel()
+        for driver in list(self._drivers.values()):
+            driver.cancel()
+        for driver in list(self._drivers.values()):
+            try:
+                await driver
+            except (asyncio.CancelledError, Exception):
+                pass
+        async with self.db.session() as session:
+            leftovers = await RunRepository(session).with_status(("running", "cancelling"))
+        for run in leftovers:
+            if run.owner == self.owner:
+                await self._settle_orphan(run, reason="the server shut down during the run")
+
+    # -- submitting ----------------------------------------------------------------------------------------------
+
+    async def submit(self, session: AsyncSession, *, user_id: str, session_id: str, content: str,
+                     workflow: Workflow, if_busy: IfBusy = "reject") -> tuple[Message, Run]:
+        """Persist the user message and a queued run, commit, then schedule the run.
+
+        This commits the caller's unit of work on purpose: the user message must be durable before the run
+        can start, and the per-session check must hold until the rows are visible to the next request.
+        """
+        if not self._accepting:
+            raise Conflict("the server is shutting down; retry shortly", code="shutting_down")
+        lock = self._session_locks.setdefault(session_id, asyncio.Lock())
+        async with lock:
+            active = await RunRepository(session).active_for_session(session_id)
+            if active and if_busy != "enqueue":
+                raise SessionBusy(f"session '{session_id}' already has an active run ({active[0].id}); "
+                                  "wait for it, cancel it, or send with \"if_busy\": \"enqueue\"",
+                                  param="if_busy")
+            message = Message(id=new_id("msg"), session_id=session_id, user_id=user_id, role="user",
+                              content=content)
+            run = Run(id=new_id("run"), session_id=session_id, user_id=user_id, workflow_id=workflow.id,
+                      user_message_id=message.id, spec=workflow.spec, status="queued", last_event_seq=1,
+                      usage={"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0})
+            message.run_id = run.id
+            session.add(message)
+            session.add(run)
+            await session.flush()
+            session.add(RunEvent(run_id=run.id, seq=1, type="run.queued", data={"status": "queued"}))
+            await session.commit()
+        self._kick(session_id)
+        return message, run
+
+    # -- cancelling ----------------------------------------------------------------------------------------------
+
+    async def cancel(self, run: Run) -> Run:
+        """Ask a run to stop. Idempotent; a finished run is returned unchanged."""
+        if run.status in TERMINAL_STATUSES:
+            return run
+        live = self._live.get(run.id)
+        if live is not None:
+            if not live.cancel_requested:
+                live.cancel_requested = True
+                async with self.db.session() as session:
+                    await RunRepository(session).update_fenced(run.id, run.attempt, {"status": "cancelling"})
+                live.token.cancel()
+            return await self._reload(run.id)
+        async with self.db.session() as session:
+            repository = RunRepository(session)
+            fresh = await repository.get(run.id)
+            if fresh is None or fresh.status in TERMINAL_STATUSES:
+                return fresh or run
+            seq = fresh.last_event_seq
+            values = {"status": "cancelled", "finished_at": now(), "stop_reason": "cancelled by the client",
+                      "last_event_seq": seq + 2}
+            if await repository.update_fenced(run.id, fresh.attempt, values):
+                await repository.add_events([
+                    RunEvent(run_id=run.id, seq=seq + 1, type="run.cancelled", data={"status": "cancelled"}),
+                    RunEvent(run_id=run.id, seq=seq + 2, type="done", data={"status": "cancelled"}),
+                ])
+        return await self._reload(run.id)
+
+    async def wait(self, run_id: str, limit_s: float | None = None) -> Run:
+        """Until the run is terminal (or `limit_s` passes); returns its latest row."""
+        deadline = None if limit_s is None else time.monotonic() + limit_s
+        while True:
+            run = await self._reload(run_id)
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if run.status in TERMINAL_STATUSES or (remaining is not None and remaining <= 0):
+                return run
+            channel = self.channels.get(run_id)
+            if channel is None:
+                await asyncio.sleep(0.05)
+                continue
+            try:
+                await asyncio.wait_for(channel.finished.wait(), timeout=remaining)
+            except TimeoutError:
+                pass
+
+    def is_live(self, run_id: str) -> bool:
+        return run_id in self._live
+
+    # -- scheduling ----------------------------------------------------------------------------------------------
+
+    def _kick(self, session_id: str) -> None:
+        self._wakeups.add(session_id)
+        if session_id not in self._drivers and self._accepting:
+            self._drivers[session_id] = asyncio.create_task(self._drive(session_id), name=f"session-{session_id}")
+
+    async def _drive(self, session_id: str) -> None:
+        """Run the session's queued runs in order, one at a time."""
+        try:
+            while True:
+                self._wakeups.discard(session_id)
+                async with self.db.session() as session:
+                    statement = (select(Run).where(Run.session_id == session_id, Run.status == "queued")
+                                 .order_by(Run.pk).limit(1))  # type: ignore[arg-type]
+                    run = (await session.exec(statement)).first()
+                if run is None:
+                    if session_id in self._wakeups:
+                        continue
+                    return
+                await self._execute(run)
+        finally:
+            self._drivers.pop(session_id, None)
+
+    async def _execute(self, run: Run) -> None:
+        async with self._slots:
+            attempt = run.attempt + 1
+            started_at = now()
+            async with self.db.session() as session:
+                claimed = await RunRepository(session).update_fenced(run.id, run.attempt, {
+                    "status": "running", "attempt": attempt, "owner": self.owner, "started_at": started_at,
+                    "heartbeat_at": time.time()})
+                if not claimed:
+                    return
+                fresh = await RunRepository(session).get(run.id)
+                user_message = (await session.exec(select(Message).where(Message.id == run.user_message_id))).first()
+                existing = await RunRepository(session).events(run.id)
+            if fresh is None or fresh.status != "running":
+                return
+            channel = self.channels.open(run.id, [
+                Event(seq=e.seq, type=e.type, data=e.data or {}, created_at=e.created_at) for e in existing])
+            live = LiveRun(run_id=run.id, session_id=run.session_id)
+            live.task = asyncio.current_task()  # type: ignore[assignment]
+            self._live[run.id] = live
+            recorder = RunRecorder(self.db, run_id=run.id, attempt=attempt, next_seq=fresh.last_event_seq,
+                                   channel=channel)
+            try:
+                await recorder.emit("run.started", {"status": "running", "attempt": attempt})
+                execution = RunExecution(db=self.db, settings=self.settings, sandbox=self.sandbox, run=fresh,
+                                         recorder=recorder, live=live, content=user_message.content if user_message else "")
+                await execution.execute()
+            except StaleAttempt:
+                logger.warning("run %s: attempt %s is stale; its writes were refused", run.id, attempt)
+            except Exception:
+                logger.exception("run %s: could not be recorded", run.id)
+                await self._settle_orphan(fresh, reason="the run could not be recorded")
+            finally:
+                self._live.pop(run.id, None)
+                await channel.close()
+                self.channels.discard(run.id)
+
+    async def _settle_orphan(self, run: Run, *, reason: str = "the server stopped during the run") -> None:
+        """A run marked running with no live executor: end it `failed` with error type `interrupted`."""
+        async with self.db.session() as session:
+            repository = RunRepository(session)
+            fresh = await repository.get(run.id)
+            if fresh is None or fresh.status not in ACTIVE_STATUSES or fresh.status == "queued":
+                return
+            cancelled = fresh.status == "cancelling"
+            status = "cancelled" if cancelled else "failed"
+            seq = fresh.last_event_seq
+            error = None if cancelled else {"type": "interrupted", "message": reason}
+            values = {"status": status, "finished_at": now(), "error": error, "last_event_seq": seq + 2,
+                      "stop_reason": "cancelled by the client" if cancelled else "error: interrupted"}
+            if await repository.update_fenced(run.id, fresh.attempt, values):
+                data: dict[str, Any] = {"status": status}
+                if error:
+                    data["error"] = error
+                await repository.add_events([
+                    RunEvent(run_id=run.id, seq=seq + 1, type=f"run.{status}", data=data),
+                    RunEvent(run_id=run.id, seq=seq + 2, type="done", data={"status": status}),
+                ])
+
+    async def _beat(self) -> None:
+        while True:
+            await asyncio.sleep(HEARTBEAT_S)
+            ids = list(self._live)
+            if not ids:
+                continue
+            try:
+                async with self.db.session() as session:
+                    from sqlalchemy import update
+
+                    await session.exec(update(Run).where(Run.id.in_(ids), Run.owner == self.owner)  # type: ignore[call-overload,attr-defined]
+                                       .values(heartbeat_at=time.time()))
+            except Exception:
+                logger.warning("heartbeat write failed", exc_info=True)
+
+    async def _reload(self, run_id: str) -> Run:
+        async with self.db.session() as session:
+            run = await RunRepository(session).get(run_id)
+        assert run is not None
+        return run

@@ -1,0 +1,273 @@
+"""The `docker` backend: one hardened container per run, a warm pool, and a reaper.
+
+Workspaces and the pool: a pool container is started with its own empty directory
+`<workspace_root>/.pool/<uuid>` bound at /workspace. When a run takes it, that directory is
+renamed on the host to `<workspace_root>/<run_id>` (a bind mount follows the directory, not its
+name), so `workspace_path(run_id)` is the same for every backend. A run whose workspace already
+holds files (a resumed run) gets a fresh container bound to it instead.
+
+Every docker SDK call is blocking and runs in a worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import os
+import socket
+import time
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import docker
+from autobots.config import Settings
+from autobots.sandbox._common import BackendKind, BoundedOutput, Outcome
+from autobots.sandbox._watch import supervise
+from autogen_core import CancellationToken
+from docker.errors import DockerException, NotFound
+from docker.models.containers import Container
+
+logger = logging.getLogger(__name__)
+
+LABEL = "autobots.sandbox"
+SANDBOX_USER = "1000:1000"
+POOL_DIR = ".pool"
+_KILL_SETTLE_S = 1.5
+
+
+def prepare_workspace_dir(path: Path) -> None:
+    """Creates `path` writable by the container user (uid 1000) and nobody else."""
+    path.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() == 0:
+        os.chown(path, 1000, 1000)
+        path.chmod(0o750)
+    else:
+        path.chmod(0o777)
+
+
+class DockerBackend:
+    """Creates, pools and removes the sandbox containers of one manager.
+
+    Args:
+        client: A connected docker SDK client.
+        settings: Image name and resource limits.
+        workspace_root: Absolute host directory holding the run workspaces.
+    """
+
+    def __init__(self, client: docker.DockerClient, settings: Settings, workspace_root: Path) -> None:
+        self._client = client
+        self._settings = settings
+        self._root = workspace_root
+        self._instance = uuid.uuid4().hex
+        self._pool: list[tuple[Container, Path]] = []
+        self._refill_task: asyncio.Task[None] | None = None
+        self._closed = False
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return {LABEL: "1", "autobots.instance": self._instance, "autobots.host": socket.gethostname(),
+                "autobots.pid": str(os.getpid())}
+
+    async def reap(self) -> int:
+        """Removes labelled containers left by managers that are gone; returns how many."""
+        return await asyncio.to_thread(self._reap_blocking)
+
+    def _reap_blocking(self) -> int:
+        removed = 0
+        for container in self._client.containers.list(all=True, filters={"label": f"{LABEL}=1"}):
+            labels = container.labels
+            if labels.get("autobots.instance") == self._instance or _owner_alive(labels):
+                continue
+            with contextlib.suppress(NotFound):
+                container.remove(force=True)
+                removed += 1
+        return removed
+
+    def start_refill(self) -> None:
+        """Tops the warm pool up in the background."""
+        if self._closed or self._settings.sandbox_pool_size <= 0:
+            return
+        if self._refill_task is None or self._refill_task.done():
+            self._refill_task = asyncio.create_task(self._refill())
+
+    async def _refill(self) -> None:
+        while not self._closed and len(self._pool) < self._settings.sandbox_pool_size:
+            slot = self._root / POOL_DIR / uuid.uuid4().hex
+            try:
+                await asyncio.to_thread(prepare_workspace_dir, slot)
+                container = await asyncio.to_thread(self._create_blocking, slot, False)
+            except DockerException:
+                logger.exception("could not start a warm sandbox container")
+                return
+            if self._closed:
+                await asyncio.to_thread(_remove_blocking, container)
+                return
+            self._pool.append((container, slot))
+
+    async def acquire(self, workspace: Path, *, network: bool) -> Container:
+        """A started container whose /workspace is `workspace` (taken from the pool when possible)."""
+        if not network and self._pool and _is_empty_or_missing(workspace):
+            container, slot = self._pool.pop(0)
+            self.start_refill()
+            await asyncio.to_thread(_move_slot, slot, workspace)
+            return container
+        await asyncio.to_thread(prepare_workspace_dir, workspace)
+        allow = network and self._settings.sandbox_allow_network
+        return await asyncio.to_thread(self._create_blocking, workspace, allow)
+
+    def _create_blocking(self, workspace: Path, network: bool) -> Container:
+        s = self._settings
+        memory = f"{s.sandbox_memory_mb}m"
+        return self._client.containers.run(
+            s.sandbox_image,
+            command=["sleep", "infinity"],
+            detach=True,
+            labels=self.labels,
+            network_mode="bridge" if network else "none",
+            mem_limit=memory,
+            memswap_limit=memory,
+            nano_cpus=int(s.sandbox_cpus * 1e9),
+            pids_limit=s.sandbox_pids_limit,
+            read_only=True,
+            tmpfs={"/tmp": "rw,nosuid,nodev,size=64m,mode=1777"},
+            volumes={str(workspace): {"bind": "/workspace", "mode": "rw"}},
+            user=SANDBOX_USER,
+            cap_drop=["ALL"],
+            security_opt=["no-new-privileges"],
+            working_dir="/workspace",
+            environment={"HOME": "/tmp", "PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1"},
+        )
+
+    async def remove(self, container: Container) -> None:
+        await asyncio.to_thread(_remove_blocking, container)
+
+    async def close(self) -> None:
+        """Stops refilling and removes the pool containers and their empty directories."""
+        self._closed = True
+        if self._refill_task is not None:
+            with contextlib.suppress(Exception):
+                await self._refill_task
+        pool, self._pool = self._pool, []
+        await asyncio.gather(*(self.remove(container) for container, _ in pool))
+        for _, slot in pool:
+            with contextlib.suppress(OSError):
+                slot.rmdir()
+
+
+class DockerRunner:
+    """Runs commands by `docker exec` in one run's container, acquired on first use.
+
+    Args:
+        backend: The manager's docker backend.
+        workspace: Host directory of the run (bound at /workspace).
+        network: Whether the run asked for network (granted only if settings allow it).
+    """
+
+    kind: BackendKind = "docker"
+
+    def __init__(self, backend: DockerBackend, workspace: Path, *, network: bool) -> None:
+        self.workspace = workspace
+        self._backend = backend
+        self._network = network
+        self.container: Container | None = None
+        self._current: asyncio.Future[int] | None = None
+
+    async def prepare(self) -> None:
+        if self.container is None:
+            self.container = await self._backend.acquire(self.workspace, network=self._network)
+
+    async def run(
+        self,
+        argv: Sequence[str],
+        *,
+        timeout_s: float,
+        output: BoundedOutput,
+        cancellation_token: CancellationToken | None,
+    ) -> Outcome:
+        await self.prepare()
+        assert self.container is not None
+        # The in-container `timeout` is a backstop; the host watchdog normally fires first.
+        # stderr is merged into stdout inside, so the output keeps the order it was written in.
+        limit = str(math.ceil(timeout_s) + 2)
+        command = ["timeout", "-s", "KILL", limit, "sh", "-c", 'exec "$@" 2>&1', "sh", *argv]
+        self._current = asyncio.ensure_future(asyncio.to_thread(self._exec_blocking, command, output))
+        return await supervise(self._current, timeout_s=timeout_s, cancellation_token=cancellation_token,
+                               kill=self._kill)
+
+    def _exec_blocking(self, command: list[str], output: BoundedOutput) -> int:
+        assert self.container is not None
+        api = self._backend._client.api
+        try:
+            exec_id = api.exec_create(self.container.id, command, workdir="/workspace", user=SANDBOX_USER)["Id"]
+            for chunk in api.exec_start(exec_id, stream=True):
+                output.feed(chunk)
+        except DockerException as exc:
+            output.feed(f"sandbox error: {exc}\n".encode())
+            return 1
+        for _ in range(50):
+            info = api.exec_inspect(exec_id)
+            if not info.get("Running") and info.get("ExitCode") is not None:
+                return int(info["ExitCode"])
+            time.sleep(0.05)
+        return 1
+
+    async def _kill(self) -> None:
+        """Kills every process of the sandbox user except PID 1; restarts the container if that fails."""
+        container = self.container
+        if container is None:
+            return
+        try:
+            await asyncio.to_thread(container.exec_run, ["bash", "-c", "kill -9 -1"], user=SANDBOX_USER)
+        except DockerException:
+            logger.warning("in-container kill failed for %s; restarting it", container.short_id)
+        current = self._current
+        if current is not None:
+            with contextlib.suppress(TimeoutError, Exception):
+                await asyncio.wait_for(asyncio.shield(current), timeout=_KILL_SETTLE_S)
+            if not current.done():
+                await asyncio.to_thread(container.restart, timeout=0)
+
+    async def close(self) -> None:
+        """Removes the run's container; the workspace stays."""
+        container, self.container = self.container, None
+        if container is not None:
+            await self._backend.remove(container)
+
+
+def _remove_blocking(container: Container) -> None:
+    with contextlib.suppress(NotFound):
+        container.remove(force=True)
+
+
+def _move_slot(slot: Path, workspace: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        workspace.rmdir()
+    slot.rename(workspace)
+
+
+def _is_empty_or_missing(path: Path) -> bool:
+    try:
+        return not any(path.iterdir())
+    except FileNotFoundError:
+        return True
+
+
+def _owner_alive(labels: dict[str, Any]) -> bool:
+    """Whether the container belongs to a live manager process on this host (this one included)."""
+    if labels.get("autobots.host") != socket.gethostname():
+        return False
+    try:
+        pid = int(labels.get("autobots.pid", ""))
+    except ValueError:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

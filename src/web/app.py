@@ -1,0 +1,95 @@
+"""The FastAPI application factory and its lifespan (migrate, sandbox, run manager)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from autobots import __version__, models
+from autobots.config import Settings, get_settings
+from autobots.db import Database, migrate_to_head, redacted_url
+from autobots.errors import AutobotsError
+from autobots.runs import RunManager
+from autobots.sandbox import SandboxManager
+from autobots.web.deps import Services
+from autobots.web.errors import install_error_handlers
+from autobots.web.metrics import Metrics
+from autobots.web.middleware import RequestContextMiddleware
+from autobots.web.routers import compat, gallery, messages, runs, service, sessions, workflows
+from autobots.workflows.schemas import WorkflowSpec
+
+logger = logging.getLogger("autobots")
+
+
+class UnsafeConfiguration(AutobotsError):
+    code = "unsafe_configuration"
+
+
+def check_safe(settings: Settings) -> None:
+    """Refuse configurations that would expose an unauthenticated server."""
+    if settings.auth_mode == "local" and not settings.listens_on_loopback:
+        raise UnsafeConfiguration(
+            f"auth_mode 'local' is only allowed on loopback, not on host {settings.host!r}: "
+            "set AUTOBOTS_AUTH_MODE=apikey and create keys with `python -m autobots users add NAME`")
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    check_safe(settings)
+    await asyncio.to_thread(migrate_to_head, settings.database_url)
+    db = Database(settings.database_url)
+    sandbox = SandboxManager(settings)
+    choice = await sandbox.start()
+    runs = RunManager(db, settings, sandbox)
+    app.state.services = Services(settings=settings, db=db, runs=runs, sandbox=sandbox, metrics=app.state.metrics)
+    default = models.resolve_default_model(settings)
+    logger.info("database: %s", redacted_url(settings.database_url))
+    logger.info("auth mode: %s", settings.auth_mode)
+    logger.info("sandbox: %s (%s)", choice.kind or "none: code execution refused", choice.reason)
+    logger.info("default model: %s/%s%s", default.provider, default.model,
+                " (offline stand-in, not a language model)" if models.is_scripted(default) else "")
+    logger.info("limits: %s s, %s messages, %s tokens per run; %s concurrent runs", settings.run_max_seconds,
+                settings.run_max_messages, settings.run_max_tokens, settings.max_concurrent_runs)
+    await runs.start()
+    try:
+        yield
+    finally:
+        await runs.shutdown()
+        await sandbox.stop()
+        await db.dispose()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    app = FastAPI(title="autobots", version=__version__, lifespan=lifespan,
+                  description="Runs multi-agent AutoGen workflows: workflows, sessions, runs, gallery.")
+    app.state.settings = settings
+    app.state.metrics = Metrics()
+    install_error_handlers(app)
+    for module in (workflows, sessions, messages, runs, gallery, service, compat):
+        app.include_router(module.router)
+    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes, metrics=app.state.metrics)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """The generated document, plus the WorkflowSpec schema that spec bodies (JSON or YAML) refer to."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    document = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    spec_schema = WorkflowSpec.model_json_schema(ref_template="#/components/schemas/{model}")
+    schemas.update(spec_schema.pop("$defs", {}))
+    schemas["WorkflowSpec"] = spec_schema
+    document["components"]["securitySchemes"] = {"bearerAuth": {"type": "http", "scheme": "bearer"}}
+    document["security"] = [{"bearerAuth": []}]
+    app.openapi_schema = document
+    return document

@@ -1,0 +1,37 @@
+"""Authentication: `Authorization: Bearer <key>`; in local mode (loopback only) `X-User-Id` or `local`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Header
+
+from autobots.db.tables import User
+from autobots.errors import Unauthorized
+from autobots.users import service as user_service
+from autobots.web.deps import DbSession, ServicesDep
+
+LOCAL_USER = "local"
+
+
+async def current_user(
+    services: ServicesDep,
+    session: DbSession,
+    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+    x_user_id: Annotated[str | None, Header(max_length=200, include_in_schema=False)] = None,
+) -> User:
+    if authorization:
+        scheme, _, key = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not key.strip():
+            raise Unauthorized("the Authorization header must be 'Bearer <api key>'")
+        user = await user_service.authenticate(session, key=key.strip())
+        if user is None:
+            raise Unauthorized("invalid API key")
+        return user
+    if services.settings.auth_mode == "local":
+        name = (x_user_id or LOCAL_USER).strip() or LOCAL_USER
+        return await user_service.get_or_create(session, name=name)
+    raise Unauthorized("an API key is required: send 'Authorization: Bearer <api key>'", code="missing_api_key")
+
+
+CurrentUser = Annotated[User, Depends(current_user)]

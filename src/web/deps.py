@@ -1,0 +1,57 @@
+"""Request-scoped dependencies: the process services and the unit of work."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from fastapi import Depends, Query, Request
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from autobots.config import Settings
+from autobots.db import Database
+from autobots.db.repositories import PageQuery
+from autobots.runs import RunManager
+from autobots.workflows.service import SandboxView
+
+
+@dataclass
+class Services:
+    """What the app holds for its lifetime (built in the lifespan)."""
+
+    settings: Settings
+    db: Database
+    runs: RunManager
+    sandbox: Any
+    metrics: Any
+
+    def sandbox_view(self) -> SandboxView:
+        if self.sandbox is None:
+            return SandboxView(frozenset(), None)
+        choice = self.sandbox.choice
+        return SandboxView(frozenset(choice.available), choice.kind)
+
+
+def get_services(request: Request) -> Services:
+    return request.app.state.services  # type: ignore[no-any-return]
+
+
+async def get_db_session(services: Annotated[Services, Depends(get_services)]) -> AsyncIterator[AsyncSession]:
+    """One unit of work per request: committed when the handler returns, rolled back when it raises."""
+    async with services.db.session() as session:
+        yield session
+
+
+def page_query(
+    limit: Annotated[int, Query(ge=1, le=100, description="Page size")] = 20,
+    order: Annotated[Literal["asc", "desc"], Query(description="Sort by creation")] = "desc",
+    after: Annotated[str | None, Query(max_length=64, description="Cursor: an id from the previous page")] = None,
+    before: Annotated[str | None, Query(max_length=64, description="Cursor: an id from the next page")] = None,
+) -> PageQuery:
+    return PageQuery(limit=limit, order=order, after=after, before=before)
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+DbSession = Annotated[AsyncSession, Depends(get_db_session)]
+Pagination = Annotated[PageQuery, Depends(page_query)]

@@ -1,0 +1,1 @@
+"""HTTP routers, one per resource; thin: parse, authorize, call a service, shape the response."""

@@ -1,0 +1,33 @@
+"""Workflow spec bodies arrive as JSON or YAML; parsed here, validated by the workflows room."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Request
+
+from autobots.errors import InvalidRequest
+from autobots.workflows import parse_spec_text
+
+SPEC_BODY_OPENAPI: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/WorkflowSpec"}},
+            "application/yaml": {"schema": {"$ref": "#/components/schemas/WorkflowSpec"}},
+        },
+    }
+}
+
+
+async def read_spec_document(request: Request) -> Any:
+    """The decoded body (JSON by default, YAML for application/yaml, text/yaml or application/x-yaml)."""
+    raw = await request.body()
+    if not raw.strip():
+        raise InvalidRequest("the body is empty: send a workflow spec", code="empty_body")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidRequest("the body is not UTF-8", code="invalid_body") from exc
+    content_type = request.headers.get("content-type", "application/json").lower()
+    return parse_spec_text(text, "yaml" if "yaml" in content_type else "json")

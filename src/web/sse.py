@@ -1,0 +1,62 @@
+"""Server-Sent Events for run streams: replay from the database or memory, then follow the live run."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi.responses import StreamingResponse
+
+from autobots.db import Database
+from autobots.db.repositories import TERMINAL_STATUSES, RunRepository
+from autobots.runs import Event, RunManager
+
+KEEPALIVE_S = 15.0
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "Connection": "keep-alive"}
+
+
+def wants_event_stream(accept: str | None) -> bool:
+    return bool(accept) and "text/event-stream" in accept  # type: ignore[operator]
+
+
+def format_event(event: Event) -> str:
+    payload = {"seq": event.seq, "type": event.type, "data": event.data, "created_at": event.created_at}
+    return f"id: {event.seq}\nevent: {event.type}\ndata: {json.dumps(payload, separators=(',', ':'))}\n\n"
+
+
+async def run_events(db: Database, runs: RunManager, run_id: str, starting_after: int,
+                     keepalive_s: float = KEEPALIVE_S) -> AsyncIterator[str]:
+    """Every event after `starting_after`, exactly once, in order; ends after `done`."""
+    position = starting_after
+    while True:
+        channel = runs.channels.get(run_id)
+        if channel is not None:
+            async for event in channel.follow(position, keepalive_s):
+                if event is None:
+                    yield ": keep-alive\n\n"
+                    continue
+                position = event.seq
+                yield format_event(event)
+                if event.type == "done":
+                    return
+            if channel.closed:
+                continue
+        async with db.session() as session:
+            repository = RunRepository(session)
+            rows = await repository.events(run_id, starting_after=position)
+            run = await repository.get(run_id)
+        for row in rows:
+            position = row.seq
+            yield format_event(Event(seq=row.seq, type=row.type, data=row.data or {}, created_at=row.created_at))
+            if row.type == "done":
+                return
+        if run is None or (run.status in TERMINAL_STATUSES and not rows):
+            return
+        if runs.channels.get(run_id) is None:
+            await asyncio.sleep(0.2)
+
+
+def event_stream_response(stream: AsyncIterator[str], headers: dict[str, Any] | None = None) -> StreamingResponse:
+    return StreamingResponse(stream, media_type="text/event-stream", headers={**SSE_HEADERS, **(headers or {})})

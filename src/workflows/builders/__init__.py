@@ -1,0 +1,40 @@
+"""Compile a validated spec into something that runs AutoGen agents: one builder per workflow type."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from typing import Protocol
+
+from autobots.workflows.builders._context import BuildContext
+from autobots.workflows.builders._proxy import CodeExecutionRecord, UserProxy, extract_code_blocks
+from autobots.workflows.builders._result import WorkflowResult
+from autobots.workflows.builders._sequential import SequentialWorkflow
+from autobots.workflows.builders._team import TeamWorkflow, build_team
+from autobots.workflows.builders._termination import wall_time_limit
+from autogen_agentchat.messages import BaseAgentEvent, BaseChatMessage
+from autogen_core import CancellationToken
+
+
+class CompiledWorkflow(Protocol):
+    async def run_stream(
+        self, task: Sequence[BaseChatMessage], token: CancellationToken
+    ) -> AsyncIterator[BaseAgentEvent | BaseChatMessage | WorkflowResult]: ...
+
+
+def compile_workflow(ctx: BuildContext) -> CompiledWorkflow:
+    if ctx.spec.type == "sequential":
+        return SequentialWorkflow(ctx)
+    return TeamWorkflow(ctx)
+
+
+__all__ = [
+    "BuildContext",
+    "CodeExecutionRecord",
+    "CompiledWorkflow",
+    "UserProxy",
+    "WorkflowResult",
+    "build_team",
+    "compile_workflow",
+    "extract_code_blocks",
+    "wall_time_limit",
+]

@@ -1,0 +1,119 @@
+"""What a builder needs from the rest of the process: model clients, the run's sandbox, limits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from autobots import models
+from autobots.config import Settings
+from autobots.models.schemas import ModelConfig, Persona
+from autobots.workflows.builders._proxy import ExecutionListener, UserProxy
+from autobots.workflows.schemas import AgentSpec, WorkflowSpec
+from autogen_agentchat.agents import AssistantAgent
+from autogen_agentchat.base import ChatAgent
+from autogen_core.code_executor import CodeExecutor
+from autogen_core.models import ChatCompletionClient
+
+if TYPE_CHECKING:
+    from autobots.sandbox import SandboxManager
+
+DEFAULT_PROXY_DESCRIPTION = "Acts for the user: runs the python or shell code blocks it receives and reports the output."
+DEFAULT_ASSISTANT_DESCRIPTION = "A helpful AI assistant."
+
+
+@dataclass
+class BuildContext:
+    """Per-run resources. Call `close()` when the run ends, whatever happened.
+
+    Args:
+        spec: The validated workflow.
+        model_configs: Model entries by name, secrets resolved (never persisted).
+        settings: Server settings (limits, timeouts).
+        run_id: The run these objects serve (names its sandbox workspace).
+        sandbox: The process's sandbox manager, or None when code execution is impossible.
+        on_code_execution: Told about every sandboxed execution.
+    """
+
+    spec: WorkflowSpec
+    model_configs: dict[str, ModelConfig]
+    settings: Settings
+    run_id: str
+    sandbox: SandboxManager | None = None
+    on_code_execution: ExecutionListener | None = None
+    _clients: list[ChatCompletionClient] = field(default_factory=list)
+    _executors: dict[str, CodeExecutor] = field(default_factory=dict)
+
+    @property
+    def termination_text(self) -> str:
+        return self.spec.termination.text or "TERMINATE"
+
+    def model_client(self, model_name: str, persona: Persona) -> ChatCompletionClient:
+        client = models.create_model_client(self.model_configs[model_name], persona=persona, settings=self.settings)
+        self._clients.append(client)
+        return client
+
+    def model_config(self, model_name: str) -> ModelConfig:
+        return self.model_configs[model_name]
+
+    def build_agent(self, agent: AgentSpec) -> ChatAgent:
+        """A fresh AutoGen agent for `agent` (agents are not shared between teams)."""
+        if agent.kind == "userproxy":
+            return self._build_proxy(agent)
+        persona = Persona(name=agent.name, system_message=agent.system_message, description=agent.description,
+                          termination_text=self.termination_text)
+        system_message = agent.system_message or (
+            f"You are a helpful AI assistant. Solve the task step by step. "
+            f"Reply with {self.termination_text} when the task is done."
+        )
+        return AssistantAgent(
+            name=agent.name,
+            model_client=self.model_client(self.spec.model_for(agent), persona),
+            system_message=system_message,
+            description=agent.description or _first_sentence(agent.system_message) or DEFAULT_ASSISTANT_DESCRIPTION,
+        )
+
+    def _build_proxy(self, agent: AgentSpec) -> UserProxy:
+        execution = agent.code_execution
+        factory = None
+        if execution is not None and self.sandbox is not None:
+            sandbox = self.sandbox
+
+            async def open_executor() -> CodeExecutor:
+                if agent.name not in self._executors:
+                    self._executors[agent.name] = await sandbox.open_executor(
+                        run_id=self.run_id, kind=execution.sandbox, timeout_s=execution.timeout_s,
+                        network=execution.network,
+                    )
+                return self._executors[agent.name]
+
+            factory = open_executor
+        auto_reply = agent.default_auto_reply or (
+            f"There is no code for me to run. Continue, and reply {self.termination_text} when the task is done."
+        )
+        return UserProxy(agent.name, description=agent.description or DEFAULT_PROXY_DESCRIPTION,
+                         auto_reply=auto_reply, executor_factory=factory, on_execution=self.on_code_execution)
+
+    @property
+    def sandbox_used(self) -> str | None:
+        kinds = {getattr(executor, "kind", None) for executor in self._executors.values()}
+        kinds.discard(None)
+        return ",".join(sorted(k for k in kinds if k)) or None
+
+    async def close(self) -> None:
+        for client in self._clients:
+            try:
+                await client.close()
+            except Exception:
+                pass
+        self._clients.clear()
+        if self._executors and self.sandbox is not None:
+            await self.sandbox.release(self.run_id)
+        self._executors.clear()
+
+
+def _first_sentence(text: str | None) -> str | None:
+    if not text:
+        return None
+    sentence = text.strip().split(".")[0].strip()
+    return sentence[:300] or None

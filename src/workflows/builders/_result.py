@@ -1,0 +1,71 @@
+"""What a compiled workflow yields at the end, and how its reply and summary are derived."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from autobots.models.schemas import Persona
+from autobots.workflows.builders._context import BuildContext
+from autogen_agentchat.messages import BaseAgentEvent, BaseChatMessage
+from autogen_core.models import SystemMessage, UserMessage
+
+SUMMARY_PROMPT = (
+    "Summarize the conversation below for someone who will continue the work: the task, what was done "
+    "and the result, in at most five sentences. Do not add anything else."
+)
+
+
+@dataclass
+class WorkflowResult:
+    messages: list[BaseAgentEvent | BaseChatMessage] = field(default_factory=list)
+    stop_reason: str | None = None
+    reply: str = ""
+    summary: str | None = None
+
+
+def strip_termination(text: str, termination_text: str | None) -> str:
+    if termination_text:
+        text = text.replace(termination_text, "")
+    return text.strip()
+
+
+def last_reply(messages: Sequence[BaseAgentEvent | BaseChatMessage], termination_text: str | None) -> str:
+    """The last non-empty agent message, termination text removed."""
+    for message in reversed(messages):
+        if isinstance(message, BaseChatMessage) and message.source != "user":
+            text = strip_termination(message.to_text(), termination_text)
+            if text:
+                return text
+    return ""
+
+
+def transcript_text(messages: Sequence[BaseAgentEvent | BaseChatMessage], limit: int = 20_000) -> str:
+    lines = [f"{m.source}: {m.to_text()}" for m in messages if isinstance(m, BaseChatMessage)]
+    return "\n\n".join(lines)[-limit:]
+
+
+async def summarize(ctx: BuildContext, messages: Sequence[BaseAgentEvent | BaseChatMessage],
+                    *, model_name: str) -> str:
+    """summary_method = llm: ask the workflow's model for a summary of the transcript."""
+    client = ctx.model_client(model_name, Persona(name="summarizer", system_message=SUMMARY_PROMPT,
+                                                  termination_text=ctx.termination_text))
+    result = await client.create([
+        SystemMessage(content=SUMMARY_PROMPT),
+        UserMessage(content=transcript_text(messages), source="user"),
+    ])
+    content = result.content if isinstance(result.content, str) else str(result.content)
+    return strip_termination(content, ctx.termination_text)
+
+
+async def finish(ctx: BuildContext, messages: list[BaseAgentEvent | BaseChatMessage],
+                 stop_reason: str | None, *, summary_model: str | None) -> WorkflowResult:
+    reply = last_reply(messages, ctx.spec.termination.text)
+    method = ctx.spec.summary_method
+    if method == "none":
+        summary = None
+    elif method == "llm" and summary_model is not None and messages:
+        summary = await summarize(ctx, messages, model_name=summary_model)
+    else:
+        summary = reply
+    return WorkflowResult(messages=messages, stop_reason=stop_reason, reply=reply, summary=summary)

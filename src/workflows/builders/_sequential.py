@@ -1,0 +1,85 @@
+"""sequential: one conversation per step, each given the task and the summaries carried over so far."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+
+from autobots.workflows.builders._context import BuildContext
+from autobots.workflows.builders._result import WorkflowResult, finish, last_reply, summarize
+from autobots.workflows.builders._termination import build_termination
+from autogen_agentchat.base import ChatAgent, TaskResult
+from autogen_agentchat.messages import BaseAgentEvent, BaseChatMessage, TextMessage
+from autogen_agentchat.teams import RoundRobinGroupChat
+from autogen_core import CancellationToken
+
+StreamItem = BaseAgentEvent | BaseChatMessage | WorkflowResult
+_STOPS_WORKFLOW = ("timeout", "token", "Timeout", "Token")
+
+
+def step_task(task: Sequence[BaseChatMessage], carried: list[tuple[str, str]]) -> list[BaseChatMessage]:
+    """The step's input: the replayed history and the user's message, plus what earlier steps concluded."""
+    if not carried:
+        return list(task)
+    notes = "\n\n".join(f"[{agent}]\n{summary}" for agent, summary in carried)
+    last = task[-1]
+    enriched = TextMessage(content=f"{last.to_text()}\n\nContext carried over from previous steps:\n{notes}",
+                           source=last.source)
+    return [*task[:-1], enriched]
+
+
+class SequentialWorkflow:
+    """Steps in order; with no explicit sender each step is one reply from the step's agent."""
+
+    def __init__(self, ctx: BuildContext) -> None:
+        self.ctx = ctx
+
+    async def run_stream(self, task: Sequence[BaseChatMessage], token: CancellationToken) -> AsyncIterator[StreamItem]:
+        spec = self.ctx.spec
+        assert spec.steps
+        carried: list[tuple[str, str]] = []
+        messages: list[BaseAgentEvent | BaseChatMessage] = []
+        stop_reason: str | None = None
+        for step in spec.steps:
+            step_messages: list[BaseAgentEvent | BaseChatMessage] = []
+            inputs = step_task(task, carried)
+            async for item in self._run_step(step, inputs, token):
+                if isinstance(item, TaskResult):
+                    stop_reason = item.stop_reason
+                    continue
+                step_messages.append(item)
+                yield item
+            messages.extend(step_messages)
+            carried_text = await self._carry_over(step, step_messages)
+            if carried_text:
+                carried.append((step, carried_text))
+            if stop_reason and stop_reason.startswith(_STOPS_WORKFLOW):
+                break
+        summary_model = spec.model_for(spec.agent(spec.steps[-1]))  # type: ignore[arg-type]
+        yield await finish(self.ctx, messages, stop_reason, summary_model=summary_model)
+
+    async def _run_step(self, step: str, inputs: list[BaseChatMessage], token: CancellationToken):  # type: ignore[no-untyped-def]
+        spec = self.ctx.spec
+        step_agent = self.ctx.build_agent(spec.agent(step))  # type: ignore[arg-type]
+        participants: list[ChatAgent] = [step_agent]
+        names = [step]
+        if spec.sender:
+            participants.append(self.ctx.build_agent(spec.agent(spec.sender)))  # type: ignore[arg-type]
+            names.append(spec.sender)
+        termination = build_termination(spec.termination, self.ctx.settings, agent_names=names, replayed=len(inputs))
+        if not spec.sender:
+            from autogen_agentchat.conditions import MaxMessageTermination
+
+            termination = termination | MaxMessageTermination(len(inputs) + 1)
+        team = RoundRobinGroupChat(participants, termination_condition=termination)
+        async for item in team.run_stream(task=inputs, cancellation_token=token, output_task_messages=False):
+            yield item
+
+    async def _carry_over(self, step: str, step_messages: list[BaseAgentEvent | BaseChatMessage]) -> str | None:
+        method = self.ctx.spec.summary_method
+        if method == "none" or not step_messages:
+            return None
+        if method == "llm":
+            agent = self.ctx.spec.agent(step)
+            assert agent is not None
+            return await summarize(self.ctx, step_messages, model_name=self.ctx.spec.model_for(agent))
+        return last_reply(step_messages, self.ctx.spec.termination.text) or None

@@ -1,0 +1,162 @@
+"""Parse and validate workflow specs, collecting every problem as {path, message}."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import yaml
+from autobots.errors import InvalidRequest, InvalidWorkflowSpec
+from autobots.workflows.schemas import AgentSpec, WorkflowSpec
+from pydantic import ValidationError
+
+SpecError = dict[str, str]
+
+
+def format_location(location: Iterable[Any]) -> str:
+    """('agents', 1, 'model') -> 'agents[1].model'."""
+    path = ""
+    for part in location:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += f".{part}" if path else str(part)
+    return path
+
+
+def parse_spec_text(text: str, content_type: str) -> Any:
+    """Decode a JSON or YAML document; a syntax error is a 400 naming the format."""
+    try:
+        if "yaml" in content_type:
+            return yaml.safe_load(text)
+        import json
+
+        return json.loads(text)
+    except (yaml.YAMLError, ValueError) as exc:
+        kind = "YAML" if "yaml" in content_type else "JSON"
+        raise InvalidRequest(f"the body is not valid {kind}: {exc}", code="invalid_body") from exc
+
+
+def check_spec(data: Any, *, available_sandboxes: frozenset[str] | None = None,
+               default_sandbox: str | None = None, has_default_model: bool = True) -> tuple[WorkflowSpec | None, list[SpecError]]:
+    """Validate `data` as a workflow spec. Returns the spec (when valid) and every error found."""
+    if not isinstance(data, dict):
+        return None, [{"path": "", "message": "a workflow spec must be an object"}]
+    try:
+        spec = WorkflowSpec.model_validate(data)
+    except ValidationError as exc:
+        return None, [
+            {"path": format_location(err["loc"]), "message": err["msg"]}
+            for err in exc.errors(include_url=False)
+        ]
+    errors = list(_semantic_errors(spec, has_default_model=has_default_model))
+    if available_sandboxes is not None:
+        errors.extend(_sandbox_errors(spec, available_sandboxes, default_sandbox))
+    return (None if errors else spec), errors
+
+
+def validate_spec(data: Any, *, param_prefix: str = "", **kwargs: Any) -> WorkflowSpec:
+    """Like `check_spec`, but raises `InvalidWorkflowSpec` listing every error (params under `param_prefix`)."""
+    spec, errors = check_spec(data, **kwargs)
+    if spec is None:
+        raise InvalidWorkflowSpec(errors, param_prefix=param_prefix)
+    return spec
+
+
+def _semantic_errors(spec: WorkflowSpec, *, has_default_model: bool) -> Iterable[SpecError]:
+    names: dict[str, int] = {}
+    for index, agent in enumerate(spec.agents):
+        if agent.name in names:
+            yield {"path": f"agents[{index}].name", "message": f"duplicate agent name '{agent.name}'"}
+        names.setdefault(agent.name, index)
+        yield from _model_reference_errors(spec, agent, index, has_default_model)
+        if agent.kind == "assistant" and agent.code_execution is not None:
+            yield {"path": f"agents[{index}].code_execution",
+                   "message": "only userproxy agents execute code; give the code_execution to a userproxy"}
+    group = spec.groupchat
+    group_name = group.name if group else None
+    if group is not None:
+        if group.name in names:
+            yield {"path": "groupchat.name", "message": f"'{group.name}' is also an agent name"}
+        seen: set[str] = set()
+        for index, member in enumerate(group.agents):
+            path = f"groupchat.agents[{index}]"
+            if member == group.name:
+                yield {"path": path, "message": "a groupchat cannot contain itself (cycle)"}
+            elif member not in names:
+                yield {"path": path, "message": f"unknown agent '{member}'"}
+            if member in seen:
+                yield {"path": path, "message": f"'{member}' is listed twice"}
+            seen.add(member)
+        if group.speaker_selection == "auto":
+            selector = group.model or "default"
+            if not _model_exists(spec, selector, has_default_model):
+                yield {"path": "groupchat.model",
+                       "message": f"automatic speaker selection needs a model; '{selector}' is not defined in models"}
+    yield from _type_errors(spec, names, group_name)
+
+
+def _model_exists(spec: WorkflowSpec, name: str, has_default_model: bool) -> bool:
+    if spec.models is None:
+        return name == "default" and has_default_model
+    return name in spec.models
+
+
+def _model_reference_errors(spec: WorkflowSpec, agent: AgentSpec, index: int,
+                            has_default_model: bool) -> Iterable[SpecError]:
+    if agent.kind != "assistant" and agent.model is None:
+        return
+    name = spec.model_for(agent)
+    if _model_exists(spec, name, has_default_model):
+        return
+    if spec.models is None:
+        message = f"model '{name}' is missing: the spec has no models section"
+    else:
+        message = f"unknown model '{name}'; models defines: {', '.join(sorted(spec.models)) or 'nothing'}"
+    yield {"path": f"agents[{index}].model", "message": message}
+
+
+def _type_errors(spec: WorkflowSpec, names: dict[str, int], group_name: str | None) -> Iterable[SpecError]:
+    if spec.type == "autonomous":
+        if not spec.sender:
+            yield {"path": "sender", "message": "an autonomous workflow needs a sender"}
+        elif spec.sender not in names:
+            yield {"path": "sender", "message": f"unknown agent '{spec.sender}'"}
+        if not spec.receiver:
+            yield {"path": "receiver", "message": "an autonomous workflow needs a receiver"}
+        elif spec.receiver not in names and spec.receiver != group_name:
+            yield {"path": "receiver",
+                   "message": f"'{spec.receiver}' is neither an agent nor the groupchat of this workflow"}
+        elif spec.sender and spec.receiver == spec.sender:
+            yield {"path": "receiver", "message": "the receiver must differ from the sender"}
+    elif spec.type == "sequential":
+        if not spec.steps:
+            yield {"path": "steps", "message": "a sequential workflow needs at least one step"}
+        for index, step in enumerate(spec.steps or []):
+            if step not in names:
+                yield {"path": f"steps[{index}]", "message": f"unknown agent '{step}'"}
+            elif spec.sender and step == spec.sender:
+                yield {"path": f"steps[{index}]", "message": "a step cannot be the sender itself"}
+        if spec.sender and spec.sender not in names:
+            yield {"path": "sender", "message": f"unknown agent '{spec.sender}'"}
+    elif spec.type == "groupchat":
+        if spec.groupchat is None:
+            yield {"path": "groupchat", "message": "a groupchat workflow needs a groupchat section"}
+        elif len(spec.groupchat.agents) < 2:
+            yield {"path": "groupchat.agents", "message": "a groupchat needs at least two agents"}
+
+
+def _sandbox_errors(spec: WorkflowSpec, available: frozenset[str], default: str | None) -> Iterable[SpecError]:
+    for index, agent in enumerate(spec.agents):
+        execution = agent.code_execution
+        if execution is None:
+            continue
+        wanted = execution.sandbox or default
+        if wanted is None:
+            yield {"path": f"agents[{index}].code_execution",
+                   "message": "this server has no sandbox that may run code (no Docker engine, no bubblewrap, "
+                              "and 'local' not configured)"}
+        elif wanted not in available:
+            offered = ", ".join(sorted(available)) or "none"
+            yield {"path": f"agents[{index}].code_execution.sandbox",
+                   "message": f"sandbox '{wanted}' is not available on this server (available: {offered})"}
