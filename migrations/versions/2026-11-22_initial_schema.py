@@ -1,15 +1,15 @@
 """initial schema
 
-Revision ID: 0f3842611d19
+Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 00:16:19.844988
+Create Date: 2026-11-22 00:23:02.077764
 """
 from alembic import op
 import sqlalchemy as sa
 import sqlmodel
 
 
-revision = '0f3842611d19'
+revision = '0001'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -75,10 +75,12 @@ def upgrade() -> None:
     sa.Column('user_id', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
     sa.Column('name', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
     sa.Column('workflow_id', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=True),
+    sa.Column('external_id', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
     sa.Column('created_at', sa.Integer(), nullable=False),
     sa.Column('updated_at', sa.Integer(), nullable=False),
     sa.ForeignKeyConstraint(['user_id'], ['user.id'], name=op.f('fk_session_user_id_user')),
-    sa.PrimaryKeyConstraint('pk', name=op.f('pk_session'))
+    sa.PrimaryKeyConstraint('pk', name=op.f('pk_session')),
+    sa.UniqueConstraint('user_id', 'external_id', name='uq_session_user_id_external_id')
     )
     with op.batch_alter_table('session', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_session_id'), ['id'], unique=True)

@@ -71,12 +71,14 @@ class Workflow(SQLModel, table=True):
 
 class ChatSession(SQLModel, table=True):
     __tablename__ = "session"
+    __table_args__ = (UniqueConstraint("user_id", "external_id", name="uq_session_user_id_external_id"),)
 
     pk: int | None = Field(default=None, primary_key=True)
     id: str = Field(unique=True, index=True, max_length=40)
     user_id: str = Field(foreign_key="user.id", index=True, max_length=40)
     name: str | None = Field(default=None, max_length=200)
     workflow_id: str | None = Field(default=None, max_length=40)
+    external_id: str | None = Field(default=None, max_length=200, description="A seed-era client's session id")
     created_at: int = Field(default_factory=now)
     updated_at: int = Field(default_factory=now)
 
