@@ -6,7 +6,11 @@ renamed on the host to `<workspace_root>/<run_id>` (a bind mount follows the dir
 name), so `workspace_path(run_id)` is the same for every backend. A run whose workspace already
 holds files (a resumed run) gets a fresh container bound to it instead.
 
-Every docker SDK call is blocking and runs in a worker thread.
+Executions: the code file is written into the workspace, then run by `docker exec` as uid 1000
+under `timeout -s KILL` (a backstop); the host watchdog kills the run's processes on timeout or
+cancellation, and after every execution, with `kill -9 -1` inside the container (PID 1, a tiny
+python reaper instead of `sleep infinity`, survives and reaps the orphans); if that cannot run
+(pids exhausted) the container is restarted. Every docker SDK call runs in a worker thread.
 """
 
 from __future__ import annotations
@@ -37,6 +41,22 @@ LABEL = "autobots.sandbox"
 SANDBOX_USER = "1000:1000"
 POOL_DIR = ".pool"
 _KILL_SETTLE_S = 1.5
+# kill(-1) signals every process of the sandbox user except the caller and PID 1, which the kernel
+# shields as the namespace's init. Builtins only: no fork needed.
+_KILL_ALL = ["bash", "-c", "kill -9 -1; kill -9 -1"]
+# PID 1 of every sandbox container: idles and reaps orphans, so killed processes do not linger as
+# zombies that still count against pids_limit (`sleep infinity` would not reap them).
+_IDLE_INIT = """
+import os, signal
+signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
+while True:
+    try:
+        while os.waitpid(-1, os.WNOHANG)[0]:
+            pass
+    except ChildProcessError:
+        pass
+    signal.sigtimedwait({signal.SIGCHLD}, 5)
+"""
 
 
 def prepare_workspace_dir(path: Path) -> None:
@@ -66,6 +86,10 @@ class DockerBackend:
         self._pool: list[tuple[Container, Path]] = []
         self._refill_task: asyncio.Task[None] | None = None
         self._closed = False
+
+    @property
+    def api(self) -> docker.APIClient:
+        return self._client.api
 
     @property
     def labels(self) -> dict[str, str]:
@@ -124,7 +148,7 @@ class DockerBackend:
         memory = f"{s.sandbox_memory_mb}m"
         return self._client.containers.run(
             s.sandbox_image,
-            command=["sleep", "infinity"],
+            command=["python3", "-c", _IDLE_INIT],
             detach=True,
             labels=self.labels,
             network_mode="bridge" if network else "none",
@@ -195,12 +219,16 @@ class DockerRunner:
         limit = str(math.ceil(timeout_s) + 2)
         command = ["timeout", "-s", "KILL", limit, "sh", "-c", 'exec "$@" 2>&1', "sh", *argv]
         self._current = asyncio.ensure_future(asyncio.to_thread(self._exec_blocking, command, output))
-        return await supervise(self._current, timeout_s=timeout_s, cancellation_token=cancellation_token,
-                               kill=self._kill)
+        outcome = await supervise(self._current, timeout_s=timeout_s, cancellation_token=cancellation_token,
+                                  kill=self._kill)
+        if not (outcome.timed_out or outcome.cancelled):
+            # Background processes (a fork bomb's survivors included) do not outlive the execution.
+            await self._kill()
+        return outcome
 
     def _exec_blocking(self, command: list[str], output: BoundedOutput) -> int:
         assert self.container is not None
-        api = self._backend._client.api
+        api = self._backend.api
         try:
             exec_id = api.exec_create(self.container.id, command, workdir="/workspace", user=SANDBOX_USER)["Id"]
             for chunk in api.exec_start(exec_id, stream=True):
@@ -220,16 +248,20 @@ class DockerRunner:
         container = self.container
         if container is None:
             return
+        killed = False
         try:
-            await asyncio.to_thread(container.exec_run, ["bash", "-c", "kill -9 -1"], user=SANDBOX_USER)
+            result = await asyncio.to_thread(container.exec_run, _KILL_ALL, user=SANDBOX_USER)
+            killed = result.exit_code in (0, 1)
         except DockerException:
-            logger.warning("in-container kill failed for %s; restarting it", container.short_id)
+            pass
         current = self._current
-        if current is not None:
+        if killed and current is not None:
             with contextlib.suppress(TimeoutError, Exception):
                 await asyncio.wait_for(asyncio.shield(current), timeout=_KILL_SETTLE_S)
-            if not current.done():
-                await asyncio.to_thread(container.restart, timeout=0)
+            killed = current.done()
+        if not killed:
+            logger.warning("could not kill the processes of sandbox %s; restarting it", container.short_id)
+            await asyncio.to_thread(container.restart, timeout=0)
 
     async def close(self) -> None:
         """Removes the run's container; the workspace stays."""

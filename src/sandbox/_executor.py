@@ -50,7 +50,8 @@ class SandboxExecutor(CodeExecutor):
     "[output truncated at N bytes]"). `timeout_s` bounds one `execute_code_blocks` call as a
     whole: past it the process tree is killed and the result is exit code 124 with
     "[timed out after N s]" at the end. When the cancellation token fires, the running process is
-    killed and `asyncio.CancelledError` is raised (as AutoGen's interface documents).
+    killed and `asyncio.CancelledError` is raised (as AutoGen's interface documents). Nothing a
+    block starts outlives its execution: background processes are killed when the block ends.
 
     `stop()` releases what the run holds in its backend (the docker container) through the
     manager; the workspace stays. `start()` is cheap: resources are acquired on first execution.

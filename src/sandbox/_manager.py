@@ -44,6 +44,10 @@ class SandboxManager:
         self._uids = itertools.count()
 
     @property
+    def settings(self) -> Settings:
+        return self._settings
+
+    @property
     def choice(self) -> BackendChoice:
         return self._choice
 

@@ -43,6 +43,8 @@ async def run_subprocess(
 
     async def wait_exit() -> int:
         code = await proc.wait()
+        # Background jobs left in the session's process group do not outlive the execution.
+        await kill()
         # A grandchild that left the process group may keep the pipe open: drain briefly only.
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(reader), timeout=_DRAIN_AFTER_KILL_S)

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 
-from autobots.sandbox._common import Outcome
+from autobots.sandbox._common import EXIT_CANCELLED, EXIT_TIMEOUT, Outcome
 from autogen_core import CancellationToken
 
 KILL_GRACE_S = 5.0
@@ -43,8 +43,8 @@ async def supervise(
         return Outcome(exit_code=task.result())
     await _kill_and_reap(task, kill)
     if cancelled.is_set():
-        return Outcome(exit_code=130, cancelled=True)
-    return Outcome(exit_code=124, timed_out=True)
+        return Outcome(exit_code=EXIT_CANCELLED, cancelled=True)
+    return Outcome(exit_code=EXIT_TIMEOUT, timed_out=True)
 
 
 async def _kill_and_reap(task: asyncio.Future[int], kill: Callable[[], Awaitable[None]]) -> None:

@@ -56,9 +56,10 @@ def read_workspace_file(workspace: Path, path: str) -> bytes:
         raise _not_found(path) from None
     finally:
         os.close(fd)
+    if not stat.S_ISREG(os.fstat(file_fd).st_mode):
+        os.close(file_fd)
+        raise _not_found(path)
     with os.fdopen(file_fd, "rb") as handle:
-        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-            raise _not_found(path)
         return handle.read(_MAX_READ)
 
 

@@ -43,6 +43,7 @@ class BuildContext:
     on_code_execution: ExecutionListener | None = None
     _clients: list[ChatCompletionClient] = field(default_factory=list)
     _executors: dict[str, CodeExecutor] = field(default_factory=dict)
+    _kinds_used: set[str] = field(default_factory=set)
 
     @property
     def termination_text(self) -> str:
@@ -85,20 +86,22 @@ class BuildContext:
                         run_id=self.run_id, kind=execution.sandbox, timeout_s=execution.timeout_s,
                         network=execution.network,
                     )
+                    self._kinds_used.add(str(getattr(self._executors[agent.name], "kind", "unknown")))
                 return self._executors[agent.name]
 
             factory = open_executor
+        # The termination text must not appear here: it would end the chat on the proxy's own turn.
         auto_reply = agent.default_auto_reply or (
-            f"There is no code for me to run. Continue, and reply {self.termination_text} when the task is done."
+            "There is no code for me to run. Continue with the task; if it is complete, end the conversation "
+            "as instructed."
         )
         return UserProxy(agent.name, description=agent.description or DEFAULT_PROXY_DESCRIPTION,
                          auto_reply=auto_reply, executor_factory=factory, on_execution=self.on_code_execution)
 
     @property
     def sandbox_used(self) -> str | None:
-        kinds = {getattr(executor, "kind", None) for executor in self._executors.values()}
-        kinds.discard(None)
-        return ",".join(sorted(k for k in kinds if k)) or None
+        """The sandbox backend(s) this run executed code in, e.g. `docker`; None if it ran no code."""
+        return ",".join(sorted(self._kinds_used)) or None
 
     async def close(self) -> None:
         for client in self._clients:

@@ -65,11 +65,8 @@ class SequentialWorkflow:
         if spec.sender:
             participants.append(self.ctx.build_agent(spec.agent(spec.sender)))  # type: ignore[arg-type]
             names.append(spec.sender)
-        termination = build_termination(spec.termination, self.ctx.settings, agent_names=names, replayed=len(inputs))
-        if not spec.sender:
-            from autogen_agentchat.conditions import MaxMessageTermination
-
-            termination = termination | MaxMessageTermination(len(inputs) + 1)
+        termination = build_termination(spec.termination, self.ctx.settings, agent_names=names,
+                                        max_messages=None if spec.sender else 1)
         team = RoundRobinGroupChat(participants, termination_condition=termination)
         async for item in team.run_stream(task=inputs, cancellation_token=token, output_task_messages=False):
             yield item

@@ -32,14 +32,14 @@ def participants_of(ctx: BuildContext) -> tuple[list[str], GroupChatSpec | None]
     return [spec.receiver, spec.sender], None
 
 
-def build_team(ctx: BuildContext, *, replayed: int) -> Team:
+def build_team(ctx: BuildContext) -> Team:
     names, group = participants_of(ctx)
     agents: list[ChatAgent] = []
     for name in names:
         agent_spec = ctx.spec.agent(name)
         assert agent_spec is not None
         agents.append(ctx.build_agent(agent_spec))
-    termination = build_termination(ctx.spec.termination, ctx.settings, agent_names=names, replayed=replayed)
+    termination = build_termination(ctx.spec.termination, ctx.settings, agent_names=names)
     if group is not None and group.speaker_selection == "auto":
         selector_model = group.model or "default"
         selector = ctx.model_client(selector_model, Persona(name="speaker_selector",
@@ -63,7 +63,7 @@ class TeamWorkflow:
         self.ctx = ctx
 
     async def run_stream(self, task: Sequence[BaseChatMessage], token: CancellationToken) -> AsyncIterator[StreamItem]:
-        team = build_team(self.ctx, replayed=len(task))
+        team = build_team(self.ctx)
         messages: list[BaseAgentEvent | BaseChatMessage] = []
         stop_reason: str | None = None
         async for item in team.run_stream(task=list(task), cancellation_token=token, output_task_messages=False):

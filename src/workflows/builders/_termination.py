@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from autobots.config import Settings
 from autobots.workflows.schemas import TerminationSpec
-from autogen_agentchat.base import TerminationCondition
-from autogen_agentchat.conditions import (
-    MaxMessageTermination,
-    TextMentionTermination,
-    TimeoutTermination,
-    TokenUsageTermination,
-)
+from collections.abc import Sequence
+
+from autogen_agentchat.base import TerminatedException, TerminationCondition
+from autogen_agentchat.conditions import TextMentionTermination, TimeoutTermination, TokenUsageTermination
+from autogen_agentchat.messages import BaseAgentEvent, BaseChatMessage, StopMessage
 
 
 def _capped(value: int | None, limit: int | None) -> int | None:
@@ -21,12 +19,44 @@ def _capped(value: int | None, limit: int | None) -> int | None:
     return min(value, limit)
 
 
+class AgentMessageLimit(TerminationCondition):
+    """Stop after `limit` messages written by the agents.
+
+    AutoGen's MaxMessageTermination also counts the task messages (the replayed history and the user's message),
+    which the team hands to the condition in its first call; this one skips that first call.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._count = 0
+        self._seen_task = False
+
+    @property
+    def terminated(self) -> bool:
+        return self._count >= self._limit
+
+    async def __call__(self, messages: Sequence[BaseAgentEvent | BaseChatMessage]) -> StopMessage | None:
+        if self.terminated:
+            raise TerminatedException("Termination condition has already been reached")
+        if not self._seen_task:
+            self._seen_task = True
+            return None
+        self._count += sum(1 for message in messages if isinstance(message, BaseChatMessage))
+        if self.terminated:
+            return StopMessage(content=f"Maximum number of messages {self._limit} reached",
+                               source="AgentMessageLimit")
+        return None
+
+    async def reset(self) -> None:
+        self._count = 0
+        self._seen_task = False
+
+
 def build_termination(spec: TerminationSpec, settings: Settings, *, agent_names: list[str],
-                      replayed: int) -> TerminationCondition:
-    """The team's stop rule. `replayed` task messages are counted by AutoGen, so the cap moves past them."""
-    condition: TerminationCondition = MaxMessageTermination(
-        (_capped(spec.max_messages, settings.run_max_messages) or settings.run_max_messages) + replayed
-    )
+                      max_messages: int | None = None) -> TerminationCondition:
+    """The team's stop rule: the spec's conditions, each capped by the server's run limits."""
+    limit = max_messages or _capped(spec.max_messages, settings.run_max_messages) or settings.run_max_messages
+    condition: TerminationCondition = AgentMessageLimit(limit)
     if spec.text:
         condition = condition | TextMentionTermination(spec.text, sources=agent_names)
     max_tokens = _capped(spec.max_tokens, settings.run_max_tokens)
