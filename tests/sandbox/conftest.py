@@ -1,0 +1,151 @@
+"""Sandbox test fixtures: real engines only; skip when absent unless AUTOBOTS_REQUIRE_* says fail."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import docker
+import pytest
+from autobots.config import Settings
+from autobots.sandbox import SandboxExecutor, SandboxManager
+from autobots.sandbox._docker import LABEL
+from autobots.sandbox._select import probe_docker
+from autogen_core import CancellationToken
+from autogen_core.code_executor import CodeBlock, CodeResult
+from docker.errors import DockerException
+
+
+@dataclass
+class Box:
+    """A started manager plus the backend under test, with a one-call way to run code."""
+
+    manager: SandboxManager
+    kind: str
+
+    async def executor(self, run_id: str = "run-1", *, timeout_s: int = 2) -> SandboxExecutor:
+        return await self.manager.open_executor(run_id=run_id, kind=self.kind, timeout_s=timeout_s)
+
+    async def run(
+        self, code: str, language: str = "python", *, run_id: str = "run-1", timeout_s: int = 2
+    ) -> CodeResult:
+        executor = await self.executor(run_id, timeout_s=timeout_s)
+        return await executor.execute_code_blocks([CodeBlock(code, language)], CancellationToken())
+
+
+REQUIRE_ENV = {"docker": "AUTOBOTS_REQUIRE_DOCKER", "process": "AUTOBOTS_REQUIRE_BWRAP"}
+
+StartManager = Callable[..., Awaitable[SandboxManager]]
+Require = Callable[[str, bool, str], None]
+
+
+def require_backend(kind: str, available: bool, reason: str) -> None:
+    """Skip the test when `kind` is unusable, or fail it when its AUTOBOTS_REQUIRE_* variable is 1."""
+    if available:
+        return
+    env = REQUIRE_ENV.get(kind)
+    message = f"{kind} sandbox unavailable: {reason}"
+    if env and os.environ.get(env) == "1":
+        pytest.fail(f"{message} (and {env}=1)")
+    pytest.skip(message)
+
+
+@pytest.fixture
+def require() -> Require:
+    """`require_backend` for test modules (they import nothing from conftest at run time)."""
+    return require_backend
+
+
+@pytest.fixture(scope="session")
+def docker_status() -> tuple[bool, str]:
+    probe, client = probe_docker(Settings(sandbox="docker"))
+    if client is not None:
+        client.close()
+    return probe.ok, probe.detail
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_container_left(docker_status: tuple[bool, str]) -> Iterator[None]:
+    """After the whole session, no container labelled autobots.sandbox by this test process may remain.
+
+    Containers of other live services on the same engine (labelled with their own pid) are not ours.
+    """
+    yield
+    if not docker_status[0]:
+        return
+    client = docker.from_env()
+    try:
+        mine = [f"{LABEL}=1", f"autobots.pid={os.getpid()}"]
+        left = client.containers.list(all=True, filters={"label": mine})
+    except DockerException:
+        return
+    finally:
+        client.close()
+    assert not left, f"sandbox containers left behind: {[c.short_id for c in left]}"
+
+
+@pytest.fixture
+def workspace_root() -> Iterator[Path]:
+    """A workspace root the process backend's unprivileged uid can traverse (pytest's tmp_path is 0700)."""
+    root = Path(tempfile.mkdtemp(prefix="autobots-ws-", dir="/tmp"))
+    root.chmod(0o711)
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def make_settings(workspace_root: Path) -> Callable[..., Settings]:
+    def make(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "sandbox": "auto",
+            "sandbox_workspace_root": str(workspace_root),
+            "sandbox_pool_size": 0,
+            "sandbox_default_timeout_s": 3,
+            "host": "127.0.0.1",
+        }
+        values.update(overrides)
+        return Settings(**values)
+
+    return make
+
+
+@pytest.fixture
+async def start_manager(make_settings: Callable[..., Settings]) -> AsyncIterator[StartManager]:
+    """Starts real managers and always stops them at teardown."""
+    managers: list[SandboxManager] = []
+
+    async def start(**overrides: Any) -> SandboxManager:
+        manager = SandboxManager(make_settings(**overrides))
+        managers.append(manager)
+        await manager.start()
+        return manager
+
+    yield start
+    for manager in managers:
+        await manager.stop()
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("docker", marks=pytest.mark.docker),
+        pytest.param("process", marks=pytest.mark.bwrap),
+    ]
+)
+async def box(request: pytest.FixtureRequest, start_manager: StartManager) -> Box:
+    """A started manager on which the parametrized isolated backend is available (or skip/fail)."""
+    kind = request.param
+    manager = await start_manager()
+    require_backend(kind, kind in manager.choice.available, manager.choice.reason)
+    return Box(manager, kind)
+
+
+@pytest.fixture
+async def docker_manager(start_manager: StartManager) -> SandboxManager:
+    manager = await start_manager(sandbox="docker")
+    require_backend("docker", manager.choice.kind == "docker", manager.choice.reason)
+    return manager

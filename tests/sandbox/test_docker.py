@@ -1,0 +1,130 @@
+"""Docker-only behaviour: container per run, hardening, warm pool, reaper, release."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import docker
+import pytest
+from autobots.sandbox import SandboxExecutor, SandboxManager
+from autobots.sandbox._docker import LABEL, DockerRunner
+from autogen_core import CancellationToken
+from autogen_core.code_executor import CodeBlock
+
+if TYPE_CHECKING:
+    from tests.sandbox.conftest import Require, StartManager
+
+
+pytestmark = pytest.mark.docker
+
+
+@pytest.fixture(autouse=True)
+def needs_docker(docker_status: tuple[bool, str], require: Require) -> None:
+    require("docker", *docker_status)
+
+
+def container_of(executor: SandboxExecutor) -> str:
+    runner = executor.runner
+    assert isinstance(runner, DockerRunner) and runner.container is not None
+    return str(runner.container.id)
+
+
+def labelled_containers() -> list[str]:
+    client = docker.from_env()
+    try:
+        return [c.id for c in client.containers.list(all=True, filters={"label": [f"{LABEL}=1"]})]
+    finally:
+        client.close()
+
+
+async def wait_for(predicate: Callable[[], bool], timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.1)
+
+
+class TestContainers:
+    async def test_ten_concurrent_runs_get_their_own_container(self, docker_manager: SandboxManager) -> None:
+        executors = [await docker_manager.open_executor(run_id=f"c{i}", timeout_s=20) for i in range(10)]
+        code = [CodeBlock("import socket\nprint(socket.gethostname())", "python")]
+        results = await asyncio.gather(*(e.execute_code_blocks(code, CancellationToken()) for e in executors))
+        assert [r.exit_code for r in results] == [0] * 10
+        assert len({r.output for r in results}) == 10
+        ids = {container_of(e) for e in executors}
+        assert len(ids) == 10
+        await asyncio.gather(*(docker_manager.release(f"c{i}") for i in range(10)))
+        assert ids.isdisjoint(labelled_containers())
+
+    async def test_code_blocks_of_a_run_share_one_container(self, docker_manager: SandboxManager) -> None:
+        executor = await docker_manager.open_executor(run_id="same")
+        first = await executor.execute_code_blocks([CodeBlock("hostname", "sh")], CancellationToken())
+        second = await executor.execute_code_blocks([CodeBlock("hostname", "sh")], CancellationToken())
+        assert first.output == second.output
+
+    async def test_container_is_hardened(self, docker_manager: SandboxManager) -> None:
+        executor = await docker_manager.open_executor(run_id="hardened")
+        await executor.execute_code_blocks([CodeBlock("true", "sh")], CancellationToken())
+        client = docker.from_env()
+        try:
+            attrs = client.containers.get(container_of(executor)).attrs
+        finally:
+            client.close()
+        host = attrs["HostConfig"]
+        settings = docker_manager.settings
+        assert host["NetworkMode"] == "none"
+        assert host["ReadonlyRootfs"] is True
+        assert host["CapDrop"] == ["ALL"]
+        assert host["SecurityOpt"] == ["no-new-privileges"]
+        assert host["Memory"] == settings.sandbox_memory_mb * 1024 * 1024
+        assert host["PidsLimit"] == settings.sandbox_pids_limit
+        assert host["NanoCpus"] == int(settings.sandbox_cpus * 1e9)
+        assert attrs["Config"]["User"] == "1000:1000"
+        mounts = [(m["Destination"], m["RW"]) for m in attrs["Mounts"]]
+        assert mounts == [("/workspace", True)]
+        assert attrs["Mounts"][0]["Source"] == str(docker_manager.workspace_path("hardened"))
+
+    async def test_release_is_idempotent_and_keeps_workspace(self, docker_manager: SandboxManager) -> None:
+        executor = await docker_manager.open_executor(run_id="rel")
+        await executor.execute_code_blocks([CodeBlock("echo kept > kept.txt", "sh")], CancellationToken())
+        container = container_of(executor)
+        await docker_manager.release("rel")
+        await docker_manager.release("rel")
+        assert container not in labelled_containers()
+        assert docker_manager.read_file("rel", "kept.txt") == b"kept\n"
+        again = await executor.execute_code_blocks([CodeBlock("cat kept.txt", "sh")], CancellationToken())
+        assert (again.exit_code, again.output) == (0, "kept\n")
+
+
+class TestPool:
+    async def test_run_takes_a_warm_container(self, start_manager: StartManager) -> None:
+        manager = await start_manager(sandbox="docker", sandbox_pool_size=2)
+        assert manager.choice.kind == "docker"
+        backend = manager._docker
+        assert backend is not None
+        await wait_for(lambda: len(backend._pool) == 2)
+        warm = {c.id for c, _ in backend._pool}
+        executor = await manager.open_executor(run_id="pooled")
+        result = await executor.execute_code_blocks([CodeBlock("echo hi > a.txt; ls", "sh")], CancellationToken())
+        assert (result.exit_code, result.output) == (0, "a.txt\n")
+        assert container_of(executor) in warm
+        assert [f["path"] for f in manager.list_files("pooled")] == ["a.txt"]
+        await wait_for(lambda: len(backend._pool) == 2)
+        await manager.stop()
+        assert not set(labelled_containers()) & (warm | {c.id for c, _ in backend._pool})
+
+    async def test_reaper_removes_stale_containers(self, start_manager: StartManager, workspace_root) -> None:
+        client = docker.from_env()
+        try:
+            stale = client.containers.run(
+                "autobots-sandbox:0.1.0", ["sleep", "infinity"], detach=True, network_mode="none",
+                labels={LABEL: "1", "autobots.host": "gone-host", "autobots.pid": "1"},
+            )
+        finally:
+            client.close()
+        manager = await start_manager(sandbox="docker")
+        assert manager.choice.kind == "docker"
+        assert stale.id not in labelled_containers()

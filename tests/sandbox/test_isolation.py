@@ -1,0 +1,209 @@
+"""Execution and escape attempts against the real docker and bubblewrap backends."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+from autogen_core import CancellationToken
+from autogen_core.code_executor import CodeBlock
+
+if TYPE_CHECKING:
+    from tests.sandbox.conftest import Box
+
+
+
+
+def make_world_readable(directory: Path, file: Path, text: str) -> None:
+    file.write_text(text)
+    directory.chmod(0o755)
+    file.chmod(0o644)
+
+
+class TestExecute:
+    async def test_python(self, box: Box) -> None:
+        result = await box.run("import os\nprint('hello', os.getuid(), os.getcwd())")
+        assert (result.exit_code, result.output) == (0, "hello 1000 /workspace\n")
+
+    async def test_shell(self, box: Box) -> None:
+        result = await box.run("echo one; echo two >&2; pwd", "sh")
+        assert result.exit_code == 0
+        assert result.output.split() == ["one", "two", "/workspace"]
+
+    async def test_blocks_stop_at_first_failure(self, box: Box) -> None:
+        executor = await box.executor()
+        blocks = [CodeBlock("print('a')", "py"), CodeBlock("exit 3", "bash"), CodeBlock("print('never')", "python")]
+        result = await executor.execute_code_blocks(blocks, CancellationToken())
+        assert (result.exit_code, result.output) == (3, "a\n")
+
+    async def test_unsupported_language(self, box: Box) -> None:
+        result = await box.run("console.log(1)", "javascript")
+        assert result.exit_code == 1
+        assert "unsupported language 'javascript'" in result.output
+
+    async def test_written_file_is_listed_and_readable(self, box: Box) -> None:
+        code = "import os\nos.makedirs('out', exist_ok=True)\nopen('out/a.txt', 'w').write('hello world!')"
+        assert (await box.run(code, run_id="files")).exit_code == 0
+        files = box.manager.list_files("files")
+        assert [(f["path"], f["size"]) for f in files] == [("out/a.txt", 12)]
+        assert isinstance(files[0]["modified_at"], int)
+        assert box.manager.read_file("files", "out/a.txt") == b"hello world!"
+
+    async def test_files_persist_across_executions(self, box: Box) -> None:
+        await box.run("open('state.txt', 'w').write('1')", run_id="twice")
+        result = await box.run("print(open('state.txt').read())", run_id="twice")
+        assert (result.exit_code, result.output) == (0, "1\n")
+
+
+class TestEscapes:
+    async def test_network_is_unreachable(self, box: Box) -> None:
+        connections: list[object] = []
+
+        async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            connections.append(writer.get_extra_info("peername"))
+            writer.close()
+
+        server = await asyncio.start_server(on_connect, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        code = (
+            "import socket\n"
+            f"for host, port in (('127.0.0.1', {port}), ('1.1.1.1', 53)):\n"
+            "    try:\n"
+            "        socket.create_connection((host, port), timeout=1).close()\n"
+            "        print(host, 'connected')\n"
+            "    except OSError as exc:\n"
+            "        print(host, 'blocked', type(exc).__name__)\n"
+        )
+        try:
+            result = await box.run(code, timeout_s=5)
+        finally:
+            server.close()
+            await server.wait_closed()
+        assert result.exit_code == 0
+        lines = result.output.splitlines()
+        assert [line.split()[:2] for line in lines] == [["127.0.0.1", "blocked"], ["1.1.1.1", "blocked"]]
+        assert connections == []
+
+    async def test_host_file_outside_workspace_is_invisible(self, box: Box) -> None:
+        secret_dir = Path(tempfile.mkdtemp(prefix="autobots-secret-"))
+        secret = secret_dir / "secret.txt"
+        make_world_readable(secret_dir, secret, "TOPSECRET")
+        code = (
+            "try:\n"
+            f"    print(open({str(secret)!r}).read())\n"
+            "except OSError as exc:\n"
+            "    print('denied', type(exc).__name__)\n"
+        )
+        try:
+            result = await box.run(code)
+        finally:
+            shutil.rmtree(secret_dir)
+        assert "TOPSECRET" not in result.output
+        assert result.output.startswith("denied FileNotFoundError")
+
+    async def test_writes_outside_workspace_fail(self, box: Box) -> None:
+        marker = f"autobots-{uuid.uuid4().hex}"
+        code = (
+            "for path in ('/etc/x', '/usr/x', '/x', '/tmp/" + marker + "'):\n"
+            "    try:\n"
+            "        open(path, 'w').write('x')\n"
+            "        print(path, 'written')\n"
+            "    except OSError as exc:\n"
+            "        print(path, 'refused')\n"
+        )
+        result = await box.run(code)
+        assert result.output.split("\n")[:4] == [
+            "/etc/x refused",
+            "/usr/x refused",
+            "/x refused",
+            f"/tmp/{marker} written",
+        ]
+        assert not await asyncio.to_thread(os.path.exists, os.path.join("/tmp", marker))
+
+    async def test_python_fork_bomb_is_contained(self, box: Box) -> None:
+        started = time.monotonic()
+        result = await box.run("import os\nwhile True:\n    os.fork()", timeout_s=3)
+        assert result.exit_code != 0
+        assert time.monotonic() - started < 10
+        after = await box.run("print('still fine')")
+        assert (after.exit_code, after.output) == (0, "still fine\n")
+
+    async def test_shell_fork_bomb_leaves_nothing_behind(self, box: Box) -> None:
+        started = time.monotonic()
+        await box.run(":(){ :|:& };:", "bash", timeout_s=3)
+        assert time.monotonic() - started < 10
+        count = "import os\nprint(len([p for p in os.listdir('/proc') if p.isdigit()]) < 8)"
+        after = await box.run(count)
+        assert (after.exit_code, after.output) == (0, "True\n")
+
+    async def test_background_process_does_not_outlive_execution(self, box: Box) -> None:
+        result = await box.run("(sleep 1; echo late > late.txt) >/dev/null 2>&1 &\necho started", "sh")
+        assert (result.exit_code, result.output) == (0, "started\n")
+        await asyncio.sleep(1.5)
+        late = box.manager.workspace_path("run-1") / "late.txt"
+        assert not await asyncio.to_thread(os.path.exists, late)
+
+    async def test_memory_bomb_fails(self, box: Box) -> None:
+        result = await box.run("b = bytearray(2 * 1024 ** 3)\nprint('allocated', len(b))", timeout_s=10)
+        assert result.exit_code != 0
+        assert "allocated" not in result.output
+        assert "MemoryError" in result.output or result.exit_code == 137
+
+    async def test_endless_loop_killed_at_timeout(self, box: Box) -> None:
+        started = time.monotonic()
+        result = await box.run("print('spinning', flush=True)\nwhile True:\n    pass", timeout_s=2)
+        assert result.exit_code == 124
+        assert result.output == "spinning\n[timed out after 2 s]"
+        assert time.monotonic() - started < 5
+
+    async def test_sleep_past_timeout(self, box: Box) -> None:
+        started = time.monotonic()
+        result = await box.run("sleep 30", "sh", timeout_s=2)
+        assert (result.exit_code, result.output) == (124, "[timed out after 2 s]")
+        assert time.monotonic() - started < 5
+
+    async def test_output_flood_truncated(self, box: Box) -> None:
+        limit = box.manager.settings.sandbox_output_limit_bytes
+        result = await box.run("import sys\nsys.stdout.write('x' * 5_000_000)")
+        assert result.exit_code == 0
+        assert result.output == "x" * limit + f"\n[output truncated at {limit} bytes]"
+
+    async def test_endless_flood_truncated_then_timed_out(self, box: Box) -> None:
+        result = await box.run("while True:\n    print('y' * 1000)", timeout_s=2)
+        assert result.exit_code == 124
+        assert f"[output truncated at {box.manager.settings.sandbox_output_limit_bytes} bytes]" in result.output
+        assert result.output.endswith("[timed out after 2 s]")
+
+    async def test_cancellation_kills_process_tree(self, box: Box) -> None:
+        executor = await box.executor("cancel", timeout_s=30)
+        token = CancellationToken()
+        code = "(sleep 2; echo late > late.txt) &\nsleep 30"
+        task = asyncio.create_task(executor.execute_code_blocks([CodeBlock(code, "sh")], token))
+        await asyncio.sleep(0.8)
+        started = time.monotonic()
+        token.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert time.monotonic() - started < 1.5
+        await asyncio.sleep(2.5)
+        assert not await asyncio.to_thread(os.path.exists, box.manager.workspace_path("cancel") / "late.txt")
+
+    async def test_task_cancellation_kills_process(self, box: Box) -> None:
+        executor = await box.executor("task-cancel", timeout_s=30)
+        code = "import time\ntime.sleep(1.5)\nopen('late.txt', 'w').write('late')"
+        task = asyncio.create_task(executor.execute_code_blocks([CodeBlock(code, "python")], CancellationToken()))
+        await asyncio.sleep(0.8)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await asyncio.sleep(1.5)
+        late = box.manager.workspace_path("task-cancel") / "late.txt"
+        assert not await asyncio.to_thread(os.path.exists, late)
+
