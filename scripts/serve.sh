@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# Install what is needed, then serve on the embedded default (SQLite, in-process runs). Extra args go to `serve`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/bootstrap.sh
+exec .venv/bin/python -m autobots serve "$@"

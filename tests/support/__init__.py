@@ -1,0 +1,1 @@
+"""Shared test helpers: the fake OpenAI-compatible server and its pytest fixtures."""
