@@ -20,7 +20,6 @@ import uuid
 from collections.abc import Sequence
 
 import httpx
-
 from autobots.web.testing import _client
 from autobots.web.testing.autonomous import workflow_spec
 

@@ -1,0 +1,44 @@
+"""Helpers for the e2e tests: a strict reader of the run event stream and the common requests."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import httpx
+
+API = "/api/v1"
+# The exact frame the contract promises: `id: N`, `event: TYPE`, `data: {json}`, blank line.
+_FRAME = re.compile(r"id: (\d+)\nevent: ([a-z.]+)\ndata: (\{.*\})")
+
+
+def parse_sse(text: str) -> list[dict[str, Any]]:
+    """Every event of a raw stream, checking each frame's shape; keep-alive comments are skipped."""
+    events = []
+    for block in text.split("\n\n"):
+        if not block.strip() or all(line.startswith(":") for line in block.splitlines()):
+            continue
+        match = _FRAME.fullmatch(block)
+        assert match, f"malformed SSE frame: {block!r}"
+        payload = json.loads(match.group(3))
+        assert set(payload) == {"seq", "type", "data", "created_at"}, payload
+        assert payload["seq"] == int(match.group(1)) and payload["type"] == match.group(2), block
+        events.append(payload)
+    return events
+
+
+def read_stream(client: httpx.Client, method: str, url: str,
+                **kwargs: Any) -> tuple[httpx.Response, list[dict[str, Any]]]:
+    headers = {"Accept": "text/event-stream", **kwargs.pop("headers", {})}
+    with client.stream(method, url, headers=headers, **kwargs) as response:
+        text = response.read().decode()
+    assert response.status_code == 200, text
+    assert response.headers["content-type"].startswith("text/event-stream")
+    return response, parse_sse(text)
+
+
+def create_session(client: httpx.Client, spec: dict[str, Any], **headers: str) -> dict[str, Any]:
+    response = client.post(f"{API}/sessions", json={"workflow": spec}, headers=headers)
+    assert response.status_code == 201, response.text
+    return response.json()  # type: ignore[no-any-return]
