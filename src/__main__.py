@@ -16,7 +16,6 @@ def _configure_logging(level: str) -> None:
 
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
-
     from autobots.web import create_app
 
     settings = get_settings()

@@ -10,8 +10,8 @@ from typing import Any
 
 import httpx
 import pytest
-
 from autobots.config import Settings
+
 from tests.support.fixtures import fake_openai, fake_openai_session, fake_openai_shared  # noqa: F401
 
 POSTGRES_URL = os.environ.get("AUTOBOTS_DATABASE_URL", "")
@@ -19,9 +19,8 @@ POSTGRES_URL = os.environ.get("AUTOBOTS_DATABASE_URL", "")
 
 def reset_postgres(url: str) -> None:
     """Empty the PostgreSQL database named by `url` (tests own it)."""
-    from sqlalchemy import create_engine, text
-
     from autobots.db.engine import sync_url
+    from sqlalchemy import create_engine, text
 
     engine = create_engine(sync_url(url))
     with engine.begin() as conn:

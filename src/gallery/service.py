@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlmodel.ext.asyncio.session import AsyncSession
-
 from autobots.db.repositories import GalleryRepository, MessageRepository, Page, PageQuery, WorkflowRepository
 from autobots.db.tables import ChatSession, GalleryItem, Message, new_id
 from autobots.errors import NotFound
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 MAX_PUBLISHED_MESSAGES = 1000
 

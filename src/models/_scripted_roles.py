@@ -35,7 +35,7 @@ _EXECUTOR_KEYWORDS: tuple[tuple[str, Role], ...] = (
     ("terminal", "executor"),
 )
 _CODE_BLOCK = re.compile(r"```[ \t]*(?:python|py|sh|bash)?[ \t]*\n", re.IGNORECASE)
-_FAILED_RUN = re.compile(r"exit code[^0-9\n]{0,5}[1-9]|Traceback \(most recent call last\)", re.IGNORECASE)
+_FAILED_RUN = re.compile(r"exit ?code[^0-9\n]{0,5}[1-9]|Traceback \(most recent call last\)", re.IGNORECASE)
 
 
 def classify(name: str, *texts: str | None, executors: bool = False) -> Role:
@@ -63,9 +63,26 @@ def message_text(message: LLMMessage) -> str:
     return "\n".join(part if isinstance(part, str) else str(getattr(part, "content", "")) for part in content)
 
 
+def task_index(messages: Sequence[LLMMessage]) -> int | None:
+    """Where the current task is: the latest message from the human user (source `user`), else the first
+    user message. Earlier turns of the session come before it."""
+    users = [i for i, m in enumerate(messages) if isinstance(m, UserMessage)]
+    from_human = [i for i in users if getattr(messages[i], "source", None) == "user"]
+    if from_human:
+        return from_human[-1]
+    return users[0] if users else None
+
+
 def task_of(messages: Sequence[LLMMessage]) -> str:
-    """The task: the first user message in the context."""
-    return next((message_text(m) for m in messages if isinstance(m, UserMessage)), "")
+    """The task the conversation is about now (see `task_index`)."""
+    index = task_index(messages)
+    return message_text(messages[index]) if index is not None else ""
+
+
+def _current_turn(messages: Sequence[LLMMessage]) -> Sequence[LLMMessage]:
+    """The messages from the current task on (earlier session turns excluded)."""
+    index = task_index(messages)
+    return messages[index:] if index is not None else messages
 
 
 def reply_for(role: Role, messages: Sequence[LLMMessage], termination: str) -> str:
@@ -109,6 +126,7 @@ def _plan(gist: str) -> str:
 
 def _coder_reply(messages: Sequence[LLMMessage], task: str, termination: str) -> str:
     """Code for the task; or, once its own code block has had a reply from someone else, that reply."""
+    messages = _current_turn(messages)
     last_code = max(
         (i for i, m in enumerate(messages) if isinstance(m, AssistantMessage) and has_code_block(message_text(m))),
         default=None,
@@ -118,14 +136,16 @@ def _coder_reply(messages: Sequence[LLMMessage], task: str, termination: str) ->
             (message_text(m) for m in messages[last_code + 1 :] if isinstance(m, UserMessage)), None
         )
         if output is not None:
-            lead = "The code failed with this output:" if _FAILED_RUN.search(output) else "The result is:"
-            return f"{lead}\n{output.strip()}\n{termination}"
+            if _FAILED_RUN.search(output):
+                return f"The code failed with this output:\n{output.strip()}\n{termination}"
+            printed = output.split("Code output:", 1)[-1].strip()
+            return f"The result is: {printed}\n{termination}"
     return f"Here is the code to run:\n\n```python\n{code_for_task(task)}\n```"
 
 
 def _latest_from_others(messages: Sequence[LLMMessage]) -> str:
     """The most recent message from another agent (not the task, not this agent)."""
-    later = [m for m in messages if isinstance(m, UserMessage)][1:]
+    later = [m for m in _current_turn(messages) if isinstance(m, UserMessage)][1:]
     return message_text(later[-1]) if later else ""
 
 

@@ -19,8 +19,9 @@ from autobots.workflows import service as workflow_service
 from autobots.workflows.builders import BuildContext, CodeExecutionRecord, WorkflowResult, compile_workflow
 from autobots.workflows.builders import wall_time_limit as spec_wall_time
 from autobots.workflows.secrets import vault
-from autogen_agentchat.messages import BaseChatMessage, TextMessage
+from autogen_agentchat.messages import TextMessage
 from autogen_core import CancellationToken
+from autogen_core.models import AssistantMessage, LLMMessage, UserMessage
 
 logger = logging.getLogger("autobots.runs")
 HISTORY_LIMIT = 100
@@ -38,18 +39,21 @@ class LiveRun:
     task: asyncio.Task[None] | None = None
 
 
-async def replay_task(db: Database, run: Run, content: str) -> list[BaseChatMessage]:
-    """The session's earlier messages followed by this run's user message, as AutoGen messages."""
+async def session_history(db: Database, run: Run) -> list[LLMMessage]:
+    """The session's turns before this run's user message, as model-context messages."""
     async with db.session() as session:
-        history = await MessageRepository(session).history(run.session_id, limit=HISTORY_LIMIT + 1)
-    messages: list[BaseChatMessage] = []
-    for row in history:
+        rows = await MessageRepository(session).history(run.session_id, limit=HISTORY_LIMIT + 1)
+    history: list[LLMMessage] = []
+    for row in rows:
         if row.id == run.user_message_id:
             break
-        if row.content.strip():
-            messages.append(TextMessage(content=row.content, source="user" if row.role == "user" else "assistant"))
-    messages.append(TextMessage(content=content, source="user"))
-    return messages
+        if not row.content.strip():
+            continue
+        if row.role == "user":
+            history.append(UserMessage(content=row.content, source="user"))
+        else:
+            history.append(AssistantMessage(content=row.content, source="assistant"))
+    return history[-HISTORY_LIMIT:]
 
 
 class RunExecution:
@@ -67,13 +71,14 @@ class RunExecution:
         spec = workflow_service.load_spec(self.run.spec)
         model_configs = workflow_service.resolve_models(spec, self.settings, vault.keys_for(self.run.workflow_id))
         ctx = BuildContext(spec=spec, model_configs=model_configs, settings=self.settings, run_id=self.run.id,
-                           sandbox=self.sandbox, on_code_execution=self._record_execution)
+                           sandbox=self.sandbox, on_code_execution=self._record_execution,
+                           history=await session_history(self.db, self.run))
         meter = UsageMeter(spec=spec, model_configs=model_configs)
         wall = spec_wall_time(spec.termination, self.settings)
         timer = asyncio.get_running_loop().call_later(wall, self._expire)
         result: WorkflowResult | None = None
         try:
-            task = await replay_task(self.db, self.run, self.content)
+            task = [TextMessage(content=self.content, source="user")]
             async for item in compile_workflow(ctx).run_stream(task, self.live.token):
                 if isinstance(item, WorkflowResult):
                     result = item

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from sqlmodel.ext.asyncio.session import AsyncSession
-
 from autobots.db.repositories import (
     MessageRepository,
     Page,
@@ -13,6 +11,7 @@ from autobots.db.repositories import (
 )
 from autobots.db.tables import ChatSession, Message, new_id, now
 from autobots.errors import Conflict, NotFound
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 
 class SessionNotFound(NotFound):

@@ -5,10 +5,9 @@ from __future__ import annotations
 import hashlib
 import secrets
 
-from sqlmodel.ext.asyncio.session import AsyncSession
-
 from autobots.db.repositories import UserRepository
 from autobots.db.tables import ApiKey, User, new_id
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 KEY_PREFIX = "ab-"
 

@@ -8,9 +8,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
-from fastapi.openapi.utils import get_openapi
-
 from autobots import __version__, models
 from autobots.config import Settings, get_settings
 from autobots.db import Database, migrate_to_head, redacted_url
@@ -23,6 +20,8 @@ from autobots.web.metrics import Metrics
 from autobots.web.middleware import RequestContextMiddleware
 from autobots.web.routers import compat, gallery, messages, runs, service, sessions, workflows
 from autobots.workflows.schemas import WorkflowSpec
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
 
 logger = logging.getLogger("autobots")
 

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Header
-
 from autobots.db.tables import User
 from autobots.errors import Unauthorized
 from autobots.users import service as user_service
 from autobots.web.deps import DbSession, ServicesDep
+from fastapi import Depends, Header
 
 LOCAL_USER = "local"
 

@@ -6,14 +6,13 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from fastapi import Depends, Query, Request
-from sqlmodel.ext.asyncio.session import AsyncSession
-
 from autobots.config import Settings
 from autobots.db import Database
 from autobots.db.repositories import PageQuery
 from autobots.runs import RunManager
 from autobots.workflows.service import SandboxView
+from fastapi import Depends, Query, Request
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 
 @dataclass

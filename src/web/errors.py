@@ -5,13 +5,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from autobots.errors import AutobotsError, InvalidWorkflowSpec
+from autobots.workflows.validation import format_location
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
-
-from autobots.errors import AutobotsError, InvalidWorkflowSpec
-from autobots.workflows.validation import format_location
 
 logger = logging.getLogger("autobots.web")
 

@@ -7,10 +7,9 @@ import time
 import uuid
 from typing import Any
 
+from autobots.web.errors import error_body
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
-from autobots.web.errors import error_body
 
 
 class BodyTooLarge(StarletteHTTPException):

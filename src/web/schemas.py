@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from autobots.db.repositories import Page
 from autobots.db.tables import ChatSession, GalleryItem, Message, Run, RunEvent, Workflow
+from pydantic import BaseModel, ConfigDict, Field
 
 T = TypeVar("T")
 

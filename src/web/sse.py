@@ -7,11 +7,10 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi.responses import StreamingResponse
-
 from autobots.db import Database
 from autobots.db.repositories import TERMINAL_STATUSES, RunRepository
 from autobots.runs import Event, RunManager
+from fastapi.responses import StreamingResponse
 
 KEEPALIVE_S = 15.0
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "Connection": "keep-alive"}

@@ -230,6 +230,8 @@ class _Translator:
         else:
             spec["receiver"] = receiver or (receivers[0] if receivers else None)
         spec["sender"] = sender
+        if sender is None and self.groupchat is not None and spec.get("receiver") == self.groupchat["name"]:
+            spec.update(type="groupchat", receiver=None)  # a groupchat on its own: no sender to talk to it
         if self.models:
             spec["models"] = self.models
         if self.groupchat is not None:

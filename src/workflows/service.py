@@ -4,9 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import SecretStr
-from sqlmodel.ext.asyncio.session import AsyncSession
-
 from autobots import models
 from autobots.config import Settings
 from autobots.db.repositories import Page, PageQuery, WorkflowRepository
@@ -16,6 +13,8 @@ from autobots.models.schemas import ModelConfig
 from autobots.workflows.schemas import WorkflowSpec
 from autobots.workflows.secrets import redact_spec, vault
 from autobots.workflows.validation import check_spec, validate_spec
+from pydantic import SecretStr
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 
 class WorkflowNotFound(NotFound):

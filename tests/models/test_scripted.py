@@ -73,7 +73,7 @@ class TestCoder:
         messages = conversation(
             AssistantMessage(content=code, source="coder"), UserMessage(content="84\n", source="user_proxy")
         )
-        assert await reply(client, messages) == "The result is:\n84\nTERMINATE"
+        assert await reply(client, messages) == "The result is: 84\nTERMINATE"
 
     async def test_reports_failure_output(self) -> None:
         client = scripted("coder", termination_text="DONE")
@@ -135,7 +135,7 @@ class TestOtherRoles:
 class TestSummary:
     async def test_summary_request(self) -> None:
         transcript = (
-            "user: what is 12*(3+4)?\n\ncoder: ```python\nprint(12*(3+4))\n```\n\ncoder: The result is:\n84\nTERMINATE"
+            "user: what is 12*(3+4)?\n\ncoder: ```python\nprint(12*(3+4))\n```\n\ncoder: The result is: 84\nTERMINATE"
         )
         messages: list[LLMMessage] = [
             SystemMessage(content="Summarize the conversation below in at most five sentences."),
@@ -231,7 +231,7 @@ class TestInAutoGenTeams:
         contents = [(m.source, m.to_text()) for m in result.messages]
         assert contents[1] == ("coder", "Here is the code to run:\n\n```python\nprint(12*(3+4))\n```")
         assert contents[2][0] == "user_proxy" and contents[2][1].strip() == "84"
-        assert contents[3] == ("coder", "The result is:\n84\nTERMINATE")
+        assert contents[3] == ("coder", "The result is: 84\nTERMINATE")
         assert result.stop_reason is not None and "TERMINATE" in result.stop_reason
 
     async def test_selector_group_chat(self, tmp_path: Path) -> None:
@@ -249,4 +249,4 @@ class TestInAutoGenTeams:
         result = await team.run(task="list the first 5 primes")
         speakers = [m.source for m in result.messages]
         assert speakers == ["user", "planner", "coder", "executor", "coder"]
-        assert result.messages[-1].to_text() == "The result is:\n[2, 3, 5, 7, 11]\nTERMINATE"
+        assert result.messages[-1].to_text() == "The result is: [2, 3, 5, 7, 11]\nTERMINATE"

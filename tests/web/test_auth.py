@@ -2,10 +2,10 @@
 
 import httpx
 import pytest
-
+from autobots.users import service as user_service
 from autobots.web import create_app
 from autobots.web.app import UnsafeConfiguration, check_safe
-from autobots.users import service as user_service
+
 from tests.conftest import sequential_spec
 
 
@@ -56,9 +56,8 @@ class TestApiKeyMode:
 
     async def test_keys_are_stored_hashed(self, apikey_app):
         key = await make_key(apikey_app, "carol")
-        from sqlmodel import select
-
         from autobots.db.tables import ApiKey
+        from sqlmodel import select
 
         async with apikey_app.state.services.db.session() as session:
             stored = (await session.exec(select(ApiKey))).all()

@@ -7,7 +7,6 @@ from typing import Any
 
 import httpx
 import pytest
-
 from autobots.config import Settings
 from autobots.users import service as user_service
 
@@ -164,8 +163,8 @@ class TestPostMessage:
                                        headers=headers)).text)
         texts.append((await client.get("/api/v1/workflows", headers=headers)).text)
         texts.append((await client.get(f"/api/v1/runs/{answer['data']['run']['id']}", headers=headers)).text)
-        published = await client.post("/api/sessions/publish", json={**user, "session": {"session_id": "seed-session-1"},
-                                                                      "tags": ["t"]})
+        publish = {**user, "session": {"session_id": "seed-session-1"}, "tags": ["t"]}
+        published = await client.post("/api/sessions/publish", json=publish)
         texts.append(published.text)
         texts.append((await client.get("/api/gallery", params={"gallery_id": published.json()["data"]["id"]})).text)
         for text in texts:
@@ -316,3 +315,22 @@ async def test_openapi_documents_the_seed_routes(client: httpx.AsyncClient) -> N
     assert post["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("/SeedMessageRequest")
     assert post["responses"]["422"]["content"]["application/json"]["schema"]["$ref"].endswith("/SeedError")
     assert "AgentWorkFlowConfig" in document["components"]["schemas"]
+
+
+class TestBusySession:
+    async def test_busy(self, client: httpx.AsyncClient, fake_openai: Any) -> None:
+        fake_openai.latency_ms = 1500
+        spec = {"name": "slow", "type": "autonomous",
+                "models": {"default": {"provider": "openai", "model": "fake-model", "base_url": fake_openai.base_url}},
+                "agents": [{"name": "helper"}, {"name": "user_proxy", "kind": "userproxy"}],
+                "sender": "user_proxy", "receiver": "helper"}
+        session = (await client.post("/api/v1/sessions", json={"workflow": spec})).json()
+        posted = await client.post(f"/api/v1/sessions/{session['id']}/messages", json={"content": "Hello"})
+        assert posted.status_code == 202
+        before = (await client.get("/api/v1/workflows")).json()["data"]
+        response = await client.post("/api/messages", json=message_body(user_id="local", session_id=session["id"]))
+        assert response.status_code == 409
+        body = response.json()
+        assert body["status"] is False and body["data"]["code"] == "session_busy"
+        assert body["message"].startswith(f"session '{session['id']}' already has an active run")
+        assert (await client.get("/api/v1/workflows")).json()["data"] == before  # rolled back

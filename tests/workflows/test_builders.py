@@ -1,13 +1,13 @@
 """Builders: spec -> AutoGen teams, run against the scripted model (offline, deterministic)."""
 
+from autobots.config import Settings
+from autobots.workflows import service as workflow_service
+from autobots.workflows import validate_spec
+from autobots.workflows.builders import BuildContext, WorkflowResult, build_team, compile_workflow
 from autogen_agentchat.messages import BaseChatMessage, TextMessage
 from autogen_agentchat.teams import RoundRobinGroupChat, SelectorGroupChat
 from autogen_core import CancellationToken
 
-from autobots.config import Settings
-from autobots.workflows import validate_spec
-from autobots.workflows import service as workflow_service
-from autobots.workflows.builders import BuildContext, WorkflowResult, build_team, compile_workflow
 from tests.conftest import groupchat_spec, sequential_spec
 
 

@@ -1,10 +1,9 @@
 """The spec schema: every problem reported with its path, nothing importable."""
 
 import pytest
-
-from autobots.errors import InvalidWorkflowSpec
+from autobots.errors import InvalidRequest, InvalidWorkflowSpec
 from autobots.workflows import check_spec, parse_spec_text, validate_spec
-from autobots.errors import InvalidRequest
+
 from tests.conftest import autonomous_spec, groupchat_spec, sequential_spec
 
 SANDBOXES = {"available_sandboxes": frozenset({"docker", "process"}), "default_sandbox": "docker"}

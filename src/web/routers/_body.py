@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import Request
-
 from autobots.errors import InvalidRequest
 from autobots.workflows import parse_spec_text
+from fastapi import Request
 
 SPEC_BODY_OPENAPI: dict[str, Any] = {
     "requestBody": {

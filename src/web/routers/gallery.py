@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response
-
 from autobots.gallery import service as gallery_service
 from autobots.web.auth import CurrentUser
 from autobots.web.deps import DbSession, Pagination
 from autobots.web.schemas import ErrorBody, GalleryItemOut, ListOf, gallery_out, list_of
+from fastapi import APIRouter, Query, Response
 
 router = APIRouter(prefix="/api/v1/gallery", tags=["gallery"])
 NOT_FOUND = {404: {"model": ErrorBody, "description": "No such gallery item"}}

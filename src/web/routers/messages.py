@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
-
 from autobots.sessions import service as session_service
 from autobots.web.auth import CurrentUser
 from autobots.web.deps import DbSession
 from autobots.web.schemas import ErrorBody
+from fastapi import APIRouter, Response
 
 router = APIRouter(prefix="/api/v1/messages", tags=["sessions"])
 

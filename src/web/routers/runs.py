@@ -4,9 +4,6 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query
-from fastapi.responses import Response
-
 from autobots.db.tables import Run
 from autobots.errors import InvalidRequest, NotFound
 from autobots.runs import service as run_service
@@ -14,6 +11,8 @@ from autobots.web.auth import CurrentUser
 from autobots.web.deps import DbSession, ServicesDep
 from autobots.web.schemas import ErrorBody, RunEventOut, RunOut, event_out, run_out
 from autobots.web.sse import event_stream_response, run_events, wants_event_stream
+from fastapi import APIRouter, Depends, Header, Query
+from fastapi.responses import Response
 
 router = APIRouter(prefix="/api/v1/runs", tags=["runs"])
 NOT_FOUND = {404: {"model": ErrorBody, "description": "No such run (or not yours)"}}

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
-from fastapi.responses import JSONResponse, Response
-
 from autobots import models
 from autobots.db import redacted_url
 from autobots.web.deps import ServicesDep
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse, Response
 
 router = APIRouter(tags=["service"])
 
@@ -28,7 +27,7 @@ async def readyz(services: ServicesDep) -> JSONResponse:
     try:
         await services.db.ping()
         checks["database"] = {"ok": True, "url": redacted_url(services.settings.database_url)}
-    except Exception as exc:  # noqa: BLE001 - readiness reports, it does not raise
+    except Exception as exc:
         ready = False
         checks["database"] = {"ok": False, "error": type(exc).__name__}
     choice = services.sandbox.choice if services.sandbox is not None else None

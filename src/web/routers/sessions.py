@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query, Response
-
 from autobots.db.tables import ChatSession
 from autobots.gallery import service as gallery_service
 from autobots.runs import service as run_service
@@ -32,6 +30,7 @@ from autobots.web.schemas import (
 )
 from autobots.web.sse import event_stream_response, run_events, wants_event_stream
 from autobots.workflows import service as workflow_service
+from fastapi import APIRouter, Depends, Header, Query, Response
 
 router = APIRouter(prefix="/api/v1/sessions", tags=["sessions"])
 NOT_FOUND = {404: {"model": ErrorBody, "description": "No such session (or not yours)"}}

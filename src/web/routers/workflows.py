@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Response
-
 from autobots.web.auth import CurrentUser
 from autobots.web.deps import DbSession, Pagination, ServicesDep
 from autobots.web.routers._body import SPEC_BODY_OPENAPI, read_spec_document
 from autobots.web.schemas import ErrorBody, ListOf, ValidationResult, WorkflowOut, list_of, workflow_out
 from autobots.workflows import service as workflow_service
+from fastapi import APIRouter, Depends, Response
 
 router = APIRouter(prefix="/api/v1/workflows", tags=["workflows"])
 SpecDocument = Annotated[Any, Depends(read_spec_document)]

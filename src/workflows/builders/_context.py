@@ -13,7 +13,8 @@ from autobots.workflows.schemas import AgentSpec, WorkflowSpec
 from autogen_agentchat.agents import AssistantAgent
 from autogen_agentchat.base import ChatAgent
 from autogen_core.code_executor import CodeExecutor
-from autogen_core.models import ChatCompletionClient
+from autogen_core.model_context import UnboundedChatCompletionContext
+from autogen_core.models import ChatCompletionClient, LLMMessage
 
 if TYPE_CHECKING:
     from autobots.sandbox import SandboxManager
@@ -33,6 +34,8 @@ class BuildContext:
         run_id: The run these objects serve (names its sandbox workspace).
         sandbox: The process's sandbox manager, or None when code execution is impossible.
         on_code_execution: Told about every sandboxed execution.
+        history: Earlier turns of the session, preloaded into every assistant's model context (user turns as
+            user messages, replies as assistant messages), so only the new message is the team's task.
     """
 
     spec: WorkflowSpec
@@ -41,6 +44,7 @@ class BuildContext:
     run_id: str
     sandbox: SandboxManager | None = None
     on_code_execution: ExecutionListener | None = None
+    history: list[LLMMessage] = field(default_factory=list)
     _clients: list[ChatCompletionClient] = field(default_factory=list)
     _executors: dict[str, CodeExecutor] = field(default_factory=dict)
     _kinds_used: set[str] = field(default_factory=set)
@@ -72,6 +76,7 @@ class BuildContext:
             model_client=self.model_client(self.spec.model_for(agent), persona),
             system_message=system_message,
             description=agent.description or _first_sentence(agent.system_message) or DEFAULT_ASSISTANT_DESCRIPTION,
+            model_context=UnboundedChatCompletionContext(initial_messages=list(self.history)),
         )
 
     def _build_proxy(self, agent: AgentSpec) -> UserProxy:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from autobots.config import Settings
-from autobots.workflows.schemas import TerminationSpec
 from collections.abc import Sequence
 
+from autobots.config import Settings
+from autobots.workflows.schemas import TerminationSpec
 from autogen_agentchat.base import TerminatedException, TerminationCondition
 from autogen_agentchat.conditions import TextMentionTermination, TimeoutTermination, TokenUsageTermination
 from autogen_agentchat.messages import BaseAgentEvent, BaseChatMessage, StopMessage
