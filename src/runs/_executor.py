@@ -132,7 +132,8 @@ class RunExecution:
                       reply: str | None, summary: str | None, ctx: BuildContext) -> None:
         finished_at = now()
         if reply is None:
-            reply = next((e["content"] for e in reversed(self.transcript) if e["source"] != "user" and e["content"]), "")
+            spoken = [e["content"] for e in self.transcript if e["source"] != "user" and e["content"]]
+            reply = spoken[-1] if spoken else ""
             reply = reply.replace(ctx.spec.termination.text or "\0", "").strip()
         message = None
         if self.transcript or status == "completed":

@@ -211,8 +211,9 @@ class RunManager:
                                    channel=channel)
             try:
                 await recorder.emit("run.started", {"status": "running", "attempt": attempt})
+                content = user_message.content if user_message else ""
                 execution = RunExecution(db=self.db, settings=self.settings, sandbox=self.sandbox, run=fresh,
-                                         recorder=recorder, live=live, content=user_message.content if user_message else "")
+                                         recorder=recorder, live=live, content=content)
                 await execution.execute()
             except StaleAttempt:
                 logger.warning("run %s: attempt %s is stale; its writes were refused", run.id, attempt)

@@ -11,6 +11,7 @@ from autobots.db.repositories import (
 )
 from autobots.db.tables import ChatSession, Message, new_id, now
 from autobots.errors import Conflict, NotFound
+from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 
@@ -29,6 +30,35 @@ class SessionBusy(Conflict):
 async def create(session: AsyncSession, *, user_id: str, name: str | None, workflow_id: str | None) -> ChatSession:
     row = ChatSession(id=new_id("ses"), user_id=user_id, name=name, workflow_id=workflow_id)
     return await SessionRepository(session).add(row)
+
+
+async def get_by_reference(session: AsyncSession, *, user_id: str, reference: str) -> ChatSession | None:
+    """The user's session by our id, else by the id a seed-era client gave it (`external_id`)."""
+    repository = SessionRepository(session)
+    return await repository.get_owned(reference, user_id) or await repository.get_by_external_id(reference, user_id)
+
+
+async def get_or_create_by_reference(session: AsyncSession, *, user_id: str, reference: str, name: str | None,
+                                     workflow_id: str | None) -> ChatSession:
+    """Find the session a client refers to, or create it under the client's own id.
+
+    Two first requests racing with the same new id both try to insert; the loser's insert fails on the
+    unique (user, external_id) constraint inside a savepoint and it reads the winner's row instead.
+    """
+    found = await get_by_reference(session, user_id=user_id, reference=reference)
+    if found is not None:
+        return found
+    row = ChatSession(id=new_id("ses"), user_id=user_id, name=name, workflow_id=workflow_id, external_id=reference)
+    try:
+        async with session.begin_nested():
+            session.add(row)
+            await session.flush()
+    except IntegrityError:
+        found = await SessionRepository(session).get_by_external_id(reference, user_id)
+        if found is None:
+            raise
+        return found
+    return row
 
 
 async def get_or_raise(session: AsyncSession, *, user_id: str, session_id: str) -> ChatSession:

@@ -16,6 +16,10 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
+async def get(session: AsyncSession, *, user_id: str) -> User | None:
+    return await UserRepository(session).get(user_id)
+
+
 async def get_or_create(session: AsyncSession, *, name: str) -> User:
     repository = UserRepository(session)
     user = await repository.get_by_name(name)

@@ -61,8 +61,23 @@ async def create(session: AsyncSession, *, user_id: str, spec: WorkflowSpec) -> 
     return row
 
 
+async def create_or_reuse(session: AsyncSession, *, user_id: str, spec: WorkflowSpec,
+                          candidate: Workflow | None) -> Workflow:
+    """`candidate` when it already holds exactly this spec (clients that resend their spec with every
+    message would otherwise add a workflow per message), else a new workflow."""
+    if candidate is not None and candidate.user_id == user_id and candidate.deleted_at is None \
+            and candidate.spec == redact_spec(spec):
+        vault.keep(candidate.id, spec)
+        return candidate
+    return await create(session, user_id=user_id, spec=spec)
+
+
+async def get_or_none(session: AsyncSession, *, user_id: str, workflow_id: str) -> Workflow | None:
+    return await WorkflowRepository(session).get_owned(workflow_id, user_id)
+
+
 async def get_or_raise(session: AsyncSession, *, user_id: str, workflow_id: str) -> Workflow:
-    row = await WorkflowRepository(session).get_owned(workflow_id, user_id)
+    row = await get_or_none(session, user_id=user_id, workflow_id=workflow_id)
     if row is None:
         raise WorkflowNotFound(f"no workflow with id '{workflow_id}'", param="workflow_id")
     return row

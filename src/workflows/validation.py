@@ -37,8 +37,10 @@ def parse_spec_text(text: str, content_type: str) -> Any:
         raise InvalidRequest(f"the body is not valid {kind}: {exc}", code="invalid_body") from exc
 
 
-def check_spec(data: Any, *, available_sandboxes: frozenset[str] | None = None,
-               default_sandbox: str | None = None, has_default_model: bool = True) -> tuple[WorkflowSpec | None, list[SpecError]]:
+def check_spec(
+    data: Any, *, available_sandboxes: frozenset[str] | None = None, default_sandbox: str | None = None,
+    has_default_model: bool = True,
+) -> tuple[WorkflowSpec | None, list[SpecError]]:
     """Validate `data` as a workflow spec. Returns the spec (when valid) and every error found."""
     if not isinstance(data, dict):
         return None, [{"path": "", "message": "a workflow spec must be an object"}]

@@ -83,6 +83,12 @@ class TestPostMessage:
         sessions = (await client.get("/api/sessions", params={"user_id": "user@example.com"})).json()["data"]
         assert len(sessions) == 1 and sessions[0]["external_id"] == "seed-session-1"
 
+    async def test_resending_the_same_flow_reuses_its_workflow(self, client: httpx.AsyncClient) -> None:
+        await post_message(client, message_body())
+        await post_message(client, message_body("Now what is 2+3?"))
+        workflows = (await client.get("/api/v1/workflows", headers={"X-User-Id": "user@example.com"})).json()
+        assert len(workflows["data"]) == 1
+
     async def test_our_session_id_is_accepted(self, client: httpx.AsyncClient) -> None:
         first = await post_message(client, message_body())
         ours = first["metadata"]["session_id"]

@@ -29,7 +29,8 @@ class TestCreateWorkflow:
             "type": "invalid_request_error", "code": "invalid_workflow", "param": "sender",
             "message": "sender: unknown agent 'ghost'",
             "errors": [{"path": "sender", "message": "unknown agent 'ghost'"},
-                       {"path": "receiver", "message": "'nobody' is neither an agent nor the groupchat of this workflow"}],
+                       {"path": "receiver",
+                        "message": "'nobody' is neither an agent nor the groupchat of this workflow"}],
         }}
         assert (await client.get("/api/v1/workflows")).json()["data"] == []
 
@@ -45,7 +46,8 @@ class TestCreateWorkflow:
         assert response.json()["error"]["code"] == "empty_body"
 
     async def test_inline_api_key_is_never_returned_or_stored(self, client):
-        spec = sequential_spec(models={"default": {"provider": "scripted", "model": "s", "api_key": "sk-very-secret-1"}})
+        model = {"provider": "scripted", "model": "s", "api_key": "sk-very-secret-1"}
+        spec = sequential_spec(models={"default": model})
         created = await client.post("/api/v1/workflows", json=spec)
         assert created.status_code == 201
         fetched = await client.get(f"/api/v1/workflows/{created.json()['id']}")

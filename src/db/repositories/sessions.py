@@ -3,6 +3,7 @@ from __future__ import annotations
 from autobots.db.repositories._base import Page, PageQuery, Repository
 from autobots.db.tables import ChatSession, Message, Run, RunEvent
 from sqlalchemy import delete
+from sqlmodel import select
 
 
 class SessionRepository(Repository[ChatSession]):
@@ -10,6 +11,10 @@ class SessionRepository(Repository[ChatSession]):
 
     async def get_owned(self, id: str, user_id: str) -> ChatSession | None:
         return await self.get(id, filters=[ChatSession.user_id == user_id])
+
+    async def get_by_external_id(self, external_id: str, user_id: str) -> ChatSession | None:
+        statement = select(ChatSession).where(ChatSession.user_id == user_id, ChatSession.external_id == external_id)
+        return (await self.session.exec(statement)).first()
 
     async def list_owned(self, user_id: str, page: PageQuery) -> Page[ChatSession]:
         return await self.paginate(page, filters=[ChatSession.user_id == user_id])

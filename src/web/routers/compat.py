@@ -20,7 +20,7 @@ from typing import Annotated, Any
 
 from autobots import models
 from autobots.config import read_secret_env
-from autobots.db.repositories import PageQuery, SessionRepository, UserRepository
+from autobots.db.repositories import PageQuery
 from autobots.db.tables import ChatSession, Message, User, Workflow
 from autobots.errors import AutobotsError, InvalidRequest, InvalidWorkflowSpec, NotFound
 from autobots.gallery import service as gallery_service
@@ -234,23 +234,12 @@ async def acting_user(db: AsyncSession, caller: User, user_id: str | None, servi
         return caller
     if services.settings.auth_mode != "local":
         raise UserNotFound(f"no user '{user_id}'", param="user_id")
-    existing = await UserRepository(db).get(user_id) if user_id.startswith("usr_") else None
+    existing = await user_service.get(db, user_id=user_id) if user_id.startswith("usr_") else None
     return existing or await user_service.get_or_create(db, name=user_id)
 
 
-async def find_session(db: AsyncSession, *, user_id: str, session_id: str) -> ChatSession | None:
-    """The user's session by our id, else by the seed client's own id (`external_id`)."""
-    repository = SessionRepository(db)
-    row = await repository.get_owned(session_id, user_id)
-    if row is None:
-        page = await repository.paginate(PageQuery(limit=1), filters=[
-            ChatSession.user_id == user_id, ChatSession.external_id == session_id])  # type: ignore[list-item]
-        row = page.rows[0] if page.rows else None
-    return row
-
-
 async def session_or_raise(db: AsyncSession, *, user_id: str, session_id: str) -> ChatSession:
-    row = await find_session(db, user_id=user_id, session_id=session_id)
+    row = await session_service.get_by_reference(db, user_id=user_id, reference=session_id)
     if row is None:
         raise session_service.SessionNotFound(f"no session with id '{session_id}'", param="session_id")
     return row
@@ -259,19 +248,20 @@ async def session_or_raise(db: AsyncSession, *, user_id: str, session_id: str) -
 async def ensure_session(db: AsyncSession, *, user_id: str, session_id: str | None, name: str | None,
                          workflow: Workflow | None) -> ChatSession:
     """Find the session (binding it to `workflow` when given), or create it under the client's id."""
-    row = await find_session(db, user_id=user_id, session_id=session_id) if session_id else None
-    if row is None:
-        row = await session_service.create(db, user_id=user_id, name=name,
-                                           workflow_id=workflow.id if workflow else None)
-        changes: dict[str, object] = {"external_id": session_id} if session_id else {}
-    else:
-        changes = {"workflow_id": workflow.id} if workflow and row.workflow_id != workflow.id else {}
-    return await session_service.update(db, row=row, changes=changes) if changes else row
+    workflow_id = workflow.id if workflow else None
+    if session_id is None:
+        return await session_service.create(db, user_id=user_id, name=name, workflow_id=workflow_id)
+    row = await session_service.get_or_create_by_reference(db, user_id=user_id, reference=session_id, name=name,
+                                                           workflow_id=workflow_id)
+    if workflow_id is not None and row.workflow_id != workflow_id:
+        row = await session_service.update(db, row=row, changes={"workflow_id": workflow_id})
+    return row
 
 
 async def store_flow(db: AsyncSession, *, user_id: str, flow: AgentWorkFlowConfig | None, services: Services,
-                     at: str) -> Workflow | None:
-    """Translate, validate (errors name the seed path) and store a flow_config as a workflow."""
+                     at: str, session_id: str | None = None) -> Workflow | None:
+    """Translate, validate (errors name the seed path) and store a flow_config as a workflow, reusing the
+    session's current workflow when the spec is unchanged."""
     if flow is None:
         return None
     translation = seed.to_workflow(flow, default_model=models.resolve_default_model(services.settings),
@@ -279,7 +269,11 @@ async def store_flow(db: AsyncSession, *, user_id: str, flow: AgentWorkFlowConfi
     spec, errors = workflow_service.check(translation.spec, services.sandbox_view())
     if spec is None:
         raise InvalidWorkflowSpec(translation.seed_errors(errors))
-    return await workflow_service.create(db, user_id=user_id, spec=spec)
+    chat = await session_service.get_by_reference(db, user_id=user_id, reference=session_id) if session_id else None
+    current = None
+    if chat is not None and chat.workflow_id:
+        current = await workflow_service.get_or_none(db, user_id=user_id, workflow_id=chat.workflow_id)
+    return await workflow_service.create_or_reuse(db, user_id=user_id, spec=spec, candidate=current)
 
 
 async def session_listing(db: AsyncSession, *, user_id: str) -> list[dict[str, Any]]:
@@ -288,10 +282,7 @@ async def session_listing(db: AsyncSession, *, user_id: str) -> list[dict[str, A
     for row in page.rows:
         workflow = None
         if row.workflow_id:
-            try:
-                workflow = await workflow_service.get_or_raise(db, user_id=user_id, workflow_id=row.workflow_id)
-            except NotFound:
-                workflow = None
+            workflow = await workflow_service.get_or_none(db, user_id=user_id, workflow_id=row.workflow_id)
         rows.append(seed_session(row, workflow))
     return rows
 
@@ -319,7 +310,8 @@ def reply_envelope(message: Message, run: Any, reply: Message | None) -> dict[st
 async def post_message(body: SeedMessageRequest, caller: CurrentUser, db: SeedDb, services: ServicesDep) -> Any:
     """Run a message through the (translated) flow_config in the session and answer with the reply."""
     user = await acting_user(db, caller, body.message.user_id, services)
-    workflow = await store_flow(db, user_id=user.id, flow=body.flow_config, services=services, at="flow_config")
+    workflow = await store_flow(db, user_id=user.id, flow=body.flow_config, services=services, at="flow_config",
+                                session_id=body.message.session_id)
     chat = await ensure_session(db, user_id=user.id, session_id=body.message.session_id,
                                 name=body.flow_config.name if body.flow_config else None, workflow=workflow)
     workflow = workflow or await run_service.session_workflow_or_raise(db, chat=chat)

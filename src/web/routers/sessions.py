@@ -45,11 +45,13 @@ SessionFromPath = Annotated[ChatSession, Depends(session_from_path)]
 
 
 @router.post("", status_code=201, response_model=SessionOut, responses={422: {"model": ErrorBody}})
-async def create_session(body: SessionCreate, user: CurrentUser, db: DbSession, services: ServicesDep) -> dict[str, Any]:
+async def create_session(body: SessionCreate, user: CurrentUser, db: DbSession,
+                         services: ServicesDep) -> dict[str, Any]:
     """Start a session, optionally bound to a stored or inline workflow."""
     workflow = await workflow_service.resolve(db, user_id=user.id, workflow_id=body.workflow_id,
                                               inline=body.workflow, sandbox=services.sandbox_view())
-    row = await session_service.create(db, user_id=user.id, name=body.name, workflow_id=workflow.id if workflow else None)
+    workflow_id = workflow.id if workflow else None
+    row = await session_service.create(db, user_id=user.id, name=body.name, workflow_id=workflow_id)
     return session_out(row)
 
 
@@ -66,7 +68,8 @@ async def get_session(chat: SessionFromPath) -> dict[str, Any]:
 
 
 @router.patch("/{session_id}", response_model=SessionOut, responses=NOT_FOUND)
-async def update_session(chat: SessionFromPath, body: SessionUpdate, user: CurrentUser, db: DbSession) -> dict[str, Any]:
+async def update_session(chat: SessionFromPath, body: SessionUpdate, user: CurrentUser,
+                         db: DbSession) -> dict[str, Any]:
     """Rename a session or bind it to another workflow."""
     changes = body.model_dump(exclude_unset=True)
     if changes.get("workflow_id") is not None:
@@ -125,6 +128,7 @@ async def list_runs(chat: SessionFromPath, db: DbSession, page: Pagination) -> d
 
 
 @router.post("/{session_id}/publish", status_code=201, response_model=GalleryItemOut, responses=NOT_FOUND)
-async def publish_session(chat: SessionFromPath, body: PublishRequest, user: CurrentUser, db: DbSession) -> dict[str, Any]:
+async def publish_session(chat: SessionFromPath, body: PublishRequest, user: CurrentUser,
+                          db: DbSession) -> dict[str, Any]:
     """Publish a redacted snapshot of the session to the gallery."""
     return gallery_out(await gallery_service.publish(db, user_id=user.id, chat=chat, tags=body.tags))

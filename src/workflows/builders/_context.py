@@ -19,7 +19,9 @@ from autogen_core.models import ChatCompletionClient, LLMMessage
 if TYPE_CHECKING:
     from autobots.sandbox import SandboxManager
 
-DEFAULT_PROXY_DESCRIPTION = "Acts for the user: runs the python or shell code blocks it receives and reports the output."
+DEFAULT_PROXY_DESCRIPTION = (
+    "Acts for the user: runs the python or shell code blocks it receives and reports the output."
+)
 DEFAULT_ASSISTANT_DESCRIPTION = "A helpful AI assistant."
 
 
