@@ -16,6 +16,7 @@ from autobots.runs import RunManager
 from autobots.sandbox import SandboxManager
 from autobots.web.deps import Services
 from autobots.web.errors import install_error_handlers
+from autobots.web.idempotency import IdempotencyMiddleware
 from autobots.web.metrics import Metrics
 from autobots.web.middleware import RequestContextMiddleware
 from autobots.web.routers import compat, gallery, messages, runs, service, sessions, workflows
@@ -74,6 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     for module in (workflows, sessions, messages, runs, gallery, service, compat):
         app.include_router(module.router)
+    app.add_middleware(IdempotencyMiddleware)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes, metrics=app.state.metrics)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
