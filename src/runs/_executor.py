@@ -36,6 +36,7 @@ class LiveRun:
     token: CancellationToken = field(default_factory=CancellationToken)
     cancel_requested: bool = False
     expired: bool = False
+    interrupted: bool = False
     task: asyncio.Task[None] | None = None
 
 
@@ -60,11 +61,12 @@ class RunExecution:
     """One attempt of one run, from `running` to a terminal state."""
 
     def __init__(self, *, db: Database, settings: Settings, sandbox: Any, run: Run, recorder: RunRecorder,
-                 live: LiveRun, content: str) -> None:
+                 live: LiveRun, content: str, resume: dict[str, Any] | None = None) -> None:
         self.db, self.settings, self.sandbox = db, settings, sandbox
         self.run, self.recorder, self.live, self.content = run, recorder, live, content
-        self.transcript: list[dict[str, Any]] = []
-        self.executions: list[dict[str, Any]] = []
+        self.resume = resume or {}
+        self.transcript: list[dict[str, Any]] = list(self.resume.get("transcript") or [])
+        self.executions: list[dict[str, Any]] = list(self.resume.get("executions") or [])
         self.started_at = run.started_at or now()
 
     async def execute(self) -> None:
@@ -74,12 +76,18 @@ class RunExecution:
                            sandbox=self.sandbox, on_code_execution=self._record_execution,
                            history=await session_history(self.db, self.run))
         meter = UsageMeter(spec=spec, model_configs=model_configs)
+        for entry in self.transcript:
+            meter.add(entry)
+        workflow = compile_workflow(ctx)
+        if self.resume.get("team") is not None and workflow.resumable:
+            earlier = [TextMessage(content=e["content"], source=e["source"]) for e in self.transcript]
+            workflow.resume_from(self.resume["team"], earlier)
         wall = spec_wall_time(spec.termination, self.settings)
         timer = asyncio.get_running_loop().call_later(wall, self._expire)
         result: WorkflowResult | None = None
         try:
             task = [TextMessage(content=self.content, source="user")]
-            async for item in compile_workflow(ctx).run_stream(task, self.live.token):
+            async for item in workflow.run_stream(task, self.live.token):
                 if isinstance(item, WorkflowResult):
                     result = item
                     continue
@@ -87,7 +95,8 @@ class RunExecution:
                 if entry is not None:
                     self.transcript.append(entry)
                     meter.add(entry)
-                    await self.recorder.emit("message", entry, run_values={"usage": meter.usage(), "cost": meter.cost})
+                    await self.recorder.emit("message", entry, run_values={
+                        "usage": meter.usage(), "cost": meter.cost, "checkpoint": await self._checkpoint(workflow)})
         except asyncio.CancelledError:
             if not (self.live.cancel_requested or self.live.expired):
                 raise
@@ -108,6 +117,11 @@ class RunExecution:
         assert result is not None
         await self._finish("completed", meter, error=None, stop_reason=result.stop_reason,
                            reply=result.reply, summary=result.summary, ctx=ctx)
+
+    async def _checkpoint(self, workflow: Any) -> dict[str, Any]:
+        """What a later attempt needs to continue: the team's saved state and what was recorded so far."""
+        team = await workflow.checkpoint() if workflow.resumable else None
+        return {"team": team, "transcript": self.transcript, "executions": self.executions}
 
     def _expire(self) -> None:
         self.live.expired = True

@@ -25,6 +25,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 logger = logging.getLogger("autobots.runs")
 IfBusy = Literal["reject", "enqueue"]
 HEARTBEAT_S = 10.0
+STALE_AFTER_S = 6 * HEARTBEAT_S
 
 
 class RunManager:
@@ -53,11 +54,8 @@ class RunManager:
     # -- lifecycle -----------------------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Settle runs left behind by a previous process, start queued ones, begin heartbeats."""
-        async with self.db.session() as session:
-            orphans = await RunRepository(session).with_status(("running", "cancelling"))
-        for run in orphans:
-            await self._settle_orphan(run)
+        """Recover runs whose executor is gone, start queued ones, begin heartbeats."""
+        await self.recover_orphans()
         async with self.db.session() as session:
             queued = await RunRepository(session).with_status(("queued",))
         for session_id in dict.fromkeys(run.session_id for run in queued):
@@ -65,10 +63,13 @@ class RunManager:
         self._heartbeat = asyncio.create_task(self._beat())
 
     async def shutdown(self) -> None:
-        """Stop taking runs; runs still executing end `failed` with error type `interrupted`."""
+        """Stop taking runs; interrupt the running ones, which go back to `queued` and resume from their
+        last checkpoint when a server starts again (or end `failed`/`interrupted` when they cannot)."""
         self._accepting = False
         if self._heartbeat:
             self._heartbeat.cancel()
+        for live in self._live.values():
+            live.interrupted = True
         for driver in list(self._drivers.values()):
             driver.cancel()
         for driver in list(self._drivers.values()):
@@ -80,7 +81,32 @@ class RunManager:
             leftovers = await RunRepository(session).with_status(("running", "cancelling"))
         for run in leftovers:
             if run.owner == self.owner:
-                await self._settle_orphan(run, reason="the server shut down during the run")
+                await self._requeue_or_fail(run, reason="the server shut down during the run")
+
+    async def recover_orphans(self) -> int:
+        """Runs marked running whose executor is gone: requeue (resume) or fail them. Returns how many."""
+        async with self.db.session() as session:
+            active = await RunRepository(session).with_status(("running", "cancelling"))
+        orphans = [run for run in active if run.id not in self._live and self._executor_gone(run)]
+        for run in orphans:
+            await self._requeue_or_fail(run, reason="the server process running it stopped")
+            self._kick(run.session_id)
+        return len(orphans)
+
+    def _executor_gone(self, run: Run) -> bool:
+        """The run's owner is this process (but no live handle), a dead process on this host, or silent."""
+        if run.owner is None or run.owner == self.owner:
+            return True
+        host, _, rest = run.owner.partition(":")
+        pid = rest.split(":", 1)[0]
+        if host == socket.gethostname() and pid.isdigit():
+            try:
+                os.kill(int(pid), 0)
+            except ProcessLookupError:
+                return True
+            except PermissionError:
+                return False
+        return run.heartbeat_at is None or time.time() - run.heartbeat_at > STALE_AFTER_S
 
     # -- submitting ----------------------------------------------------------------------------------------------
 
@@ -136,7 +162,11 @@ class RunManager:
             seq = fresh.last_event_seq
             values = {"status": "cancelled", "finished_at": now(), "stop_reason": "cancelled by the client",
                       "last_event_seq": seq + 2}
-            if await repository.update_fenced(run.id, fresh.attempt, values):
+            live_elsewhere = fresh.status != "queued" and not self._executor_gone(fresh)
+            if live_elsewhere:
+                raise Conflict(f"run '{run.id}' is executing in another server process; cancel it there",
+                               code="run_owned_elsewhere")
+            if await repository.update_fenced(run.id, fresh.attempt, values, status=ACTIVE_STATUSES):
                 await repository.add_events([
                     RunEvent(run_id=run.id, seq=seq + 1, type="run.cancelled", data={"status": "cancelled"}),
                     RunEvent(run_id=run.id, seq=seq + 2, type="done", data={"status": "cancelled"}),
@@ -193,8 +223,8 @@ class RunManager:
             started_at = now()
             async with self.db.session() as session:
                 claimed = await RunRepository(session).update_fenced(run.id, run.attempt, {
-                    "status": "running", "attempt": attempt, "owner": self.owner, "started_at": started_at,
-                    "heartbeat_at": time.time()})
+                    "status": "running", "attempt": attempt, "owner": self.owner,
+                    "started_at": run.started_at or started_at, "heartbeat_at": time.time()}, status=("queued",))
                 if not claimed:
                     return
                 fresh = await RunRepository(session).get(run.id)
@@ -213,43 +243,79 @@ class RunManager:
                 await recorder.emit("run.started", {"status": "running", "attempt": attempt})
                 content = user_message.content if user_message else ""
                 execution = RunExecution(db=self.db, settings=self.settings, sandbox=self.sandbox, run=fresh,
-                                         recorder=recorder, live=live, content=content)
+                                         recorder=recorder, live=live, content=content, resume=fresh.checkpoint)
                 await execution.execute()
             except StaleAttempt:
                 logger.warning("run %s: attempt %s is stale; its writes were refused", run.id, attempt)
             except Exception:
                 logger.exception("run %s: could not be recorded", run.id)
-                await self._settle_orphan(fresh, reason="the run could not be recorded")
+                await self._fail(fresh, reason="the run could not be recorded")
             finally:
                 self._live.pop(run.id, None)
                 await channel.close()
                 self.channels.discard(run.id)
 
-    async def _settle_orphan(self, run: Run, *, reason: str = "the server stopped during the run") -> None:
-        """A run marked running with no live executor: end it `failed` with error type `interrupted`."""
+    async def _requeue_or_fail(self, run: Run, *, reason: str) -> None:
+        """An interrupted run: back to `queued` when it can resume (a team checkpoint, or nothing done yet),
+        `cancelled` when a cancel was pending, else `failed` with error type `interrupted`."""
         async with self.db.session() as session:
             repository = RunRepository(session)
             fresh = await repository.get(run.id)
-            if fresh is None or fresh.status not in ACTIVE_STATUSES or fresh.status == "queued":
+            if fresh is None or fresh.status not in ("running", "cancelling"):
                 return
-            cancelled = fresh.status == "cancelling"
-            status = "cancelled" if cancelled else "failed"
+            checkpoint = fresh.checkpoint or {}
+            resumable = not checkpoint.get("transcript") or checkpoint.get("team") is not None
             seq = fresh.last_event_seq
-            error = None if cancelled else {"type": "interrupted", "message": reason}
-            values = {"status": status, "finished_at": now(), "error": error, "last_event_seq": seq + 2,
-                      "stop_reason": "cancelled by the client" if cancelled else "error: interrupted"}
+            if fresh.status == "cancelling":
+                status, error, stop = "cancelled", None, "cancelled by the client"
+            elif resumable:
+                status, error, stop = "queued", None, None
+            else:
+                status, error, stop = "failed", {"type": "interrupted", "message": reason}, "error: interrupted"
+            terminal = status != "queued"
+            values: dict[str, Any] = {"status": status, "error": error, "stop_reason": stop, "owner": None,
+                                      "last_event_seq": seq + (2 if terminal else 1)}
+            if terminal:
+                values["finished_at"] = now()
+            if not await repository.update_fenced(run.id, fresh.attempt, values, status=("running", "cancelling")):
+                return
+            data: dict[str, Any] = {"status": status}
+            if error:
+                data["error"] = error
+            if not terminal:
+                data["reason"] = f"{reason}; it resumes from its last checkpoint"
+            events = [RunEvent(run_id=run.id, seq=seq + 1, type=f"run.{status}", data=data)]
+            if terminal:
+                events.append(RunEvent(run_id=run.id, seq=seq + 2, type="done", data={"status": status}))
+            await repository.add_events(events)
+
+    async def _fail(self, run: Run, *, reason: str) -> None:
+        async with self.db.session() as session:
+            repository = RunRepository(session)
+            fresh = await repository.get(run.id)
+            if fresh is None or fresh.status not in ACTIVE_STATUSES:
+                return
+            seq = fresh.last_event_seq
+            error = {"type": "interrupted", "message": reason}
+            values = {"status": "failed", "finished_at": now(), "error": error, "stop_reason": "error: interrupted",
+                      "last_event_seq": seq + 2}
             if await repository.update_fenced(run.id, fresh.attempt, values):
-                data: dict[str, Any] = {"status": status}
-                if error:
-                    data["error"] = error
                 await repository.add_events([
-                    RunEvent(run_id=run.id, seq=seq + 1, type=f"run.{status}", data=data),
-                    RunEvent(run_id=run.id, seq=seq + 2, type="done", data={"status": status}),
+                    RunEvent(run_id=run.id, seq=seq + 1, type="run.failed", data={"status": "failed", "error": error}),
+                    RunEvent(run_id=run.id, seq=seq + 2, type="done", data={"status": "failed"}),
                 ])
 
     async def _beat(self) -> None:
+        """Heartbeats for live runs; and, now and then, recovery of runs whose executor went silent."""
+        beats = 0
         while True:
             await asyncio.sleep(HEARTBEAT_S)
+            beats += 1
+            if beats % 3 == 0:
+                try:
+                    await self.recover_orphans()
+                except Exception:
+                    logger.warning("orphan recovery failed", exc_info=True)
             ids = list(self._live)
             if not ids:
                 continue

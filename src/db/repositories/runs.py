@@ -32,9 +32,14 @@ class RunRepository(Repository[Run]):
         statement = select(Run).where(Run.status.in_(statuses)).order_by(Run.pk)  # type: ignore[attr-defined,arg-type]
         return list((await self.session.exec(statement)).all())
 
-    async def update_fenced(self, run_id: str, attempt: int, values: dict[str, Any]) -> bool:
-        """Write `values` only if the run is still on `attempt` (a stale executor's writes are refused)."""
-        statement = update(Run).where(Run.id == run_id, Run.attempt == attempt).values(**values)  # type: ignore[arg-type]
+    async def update_fenced(self, run_id: str, attempt: int, values: dict[str, Any],
+                            *, status: tuple[str, ...] | None = None) -> bool:
+        """Write `values` only if the run is still on `attempt` (and in one of `status`, when given):
+        a stale executor's writes are refused."""
+        statement = update(Run).where(Run.id == run_id, Run.attempt == attempt)  # type: ignore[arg-type]
+        if status is not None:
+            statement = statement.where(Run.status.in_(status))  # type: ignore[attr-defined]
+        statement = statement.values(**values)
         result = await self.session.exec(statement)  # type: ignore[call-overload]
         return bool(result.rowcount)
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from typing import Protocol
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any, Protocol
 
 from autobots.workflows.builders._context import BuildContext
 from autobots.workflows.builders._proxy import CodeExecutionRecord, UserProxy, extract_code_blocks
@@ -16,9 +16,17 @@ from autogen_core import CancellationToken
 
 
 class CompiledWorkflow(Protocol):
-    async def run_stream(
+    """Runs one user message through the workflow; a resumable one can checkpoint and continue later."""
+
+    resumable: bool
+
+    def run_stream(
         self, task: Sequence[BaseChatMessage], token: CancellationToken
     ) -> AsyncIterator[BaseAgentEvent | BaseChatMessage | WorkflowResult]: ...
+
+    async def checkpoint(self) -> Mapping[str, Any] | None: ...
+
+    def resume_from(self, state: Mapping[str, Any], earlier: list[BaseAgentEvent | BaseChatMessage]) -> None: ...
 
 
 def compile_workflow(ctx: BuildContext) -> CompiledWorkflow:

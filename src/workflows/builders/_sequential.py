@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any
 
 from autobots.workflows.builders._context import BuildContext
 from autobots.workflows.builders._result import WorkflowResult, finish, last_reply, summarize
@@ -30,8 +31,16 @@ def step_task(task: Sequence[BaseChatMessage], carried: list[tuple[str, str]]) -
 class SequentialWorkflow:
     """Steps in order; with no explicit sender each step is one reply from the step's agent."""
 
+    resumable = False
+
     def __init__(self, ctx: BuildContext) -> None:
         self.ctx = ctx
+
+    async def checkpoint(self) -> None:
+        return None
+
+    def resume_from(self, state: Mapping[str, Any], earlier: list[BaseAgentEvent | BaseChatMessage]) -> None:
+        raise NotImplementedError("a sequential workflow cannot resume mid-way")
 
     async def run_stream(self, task: Sequence[BaseChatMessage], token: CancellationToken) -> AsyncIterator[StreamItem]:
         spec = self.ctx.spec

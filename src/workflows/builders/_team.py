@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any
 
 from autobots.models.schemas import Persona
 from autobots.workflows.builders._context import BuildContext
@@ -32,14 +33,15 @@ def participants_of(ctx: BuildContext) -> tuple[list[str], GroupChatSpec | None]
     return [spec.receiver, spec.sender], None
 
 
-def build_team(ctx: BuildContext) -> Team:
+def build_team(ctx: BuildContext, *, already: int = 0, resuming: bool = False) -> Team:
     names, group = participants_of(ctx)
     agents: list[ChatAgent] = []
     for name in names:
         agent_spec = ctx.spec.agent(name)
         assert agent_spec is not None
         agents.append(ctx.build_agent(agent_spec))
-    termination = build_termination(ctx.spec.termination, ctx.settings, agent_names=names)
+    termination = build_termination(ctx.spec.termination, ctx.settings, agent_names=names, already=already,
+                                    resuming=resuming)
     if group is not None and group.speaker_selection == "auto":
         selector_model = group.model or "default"
         selector = ctx.model_client(selector_model, Persona(name="speaker_selector",
@@ -57,16 +59,35 @@ def summary_model_of(ctx: BuildContext) -> str | None:
 
 
 class TeamWorkflow:
-    """A single AutoGen team (autonomous two-party chat or a group chat)."""
+    """A single AutoGen team (autonomous two-party chat or a group chat); resumable from a checkpoint."""
+
+    resumable = True
 
     def __init__(self, ctx: BuildContext) -> None:
         self.ctx = ctx
+        self._team: Team | None = None
+        self._resume_state: Mapping[str, Any] | None = None
+        self._earlier: list[BaseAgentEvent | BaseChatMessage] = []
+
+    def resume_from(self, state: Mapping[str, Any], earlier: list[BaseAgentEvent | BaseChatMessage]) -> None:
+        """Continue a team saved by `checkpoint()`; `earlier` are the messages it had produced."""
+        self._resume_state = state
+        self._earlier = list(earlier)
+
+    async def checkpoint(self) -> Mapping[str, Any] | None:
+        return await self._team.save_state() if self._team is not None else None
 
     async def run_stream(self, task: Sequence[BaseChatMessage], token: CancellationToken) -> AsyncIterator[StreamItem]:
-        team = build_team(self.ctx)
-        messages: list[BaseAgentEvent | BaseChatMessage] = []
+        resuming = self._resume_state is not None
+        already = sum(1 for m in self._earlier if isinstance(m, BaseChatMessage))
+        team = self._team = build_team(self.ctx, already=already, resuming=resuming)
+        if self._resume_state is not None:
+            await team.load_state(self._resume_state)
+        messages: list[BaseAgentEvent | BaseChatMessage] = list(self._earlier)
         stop_reason: str | None = None
-        async for item in team.run_stream(task=list(task), cancellation_token=token, output_task_messages=False):
+        stream = team.run_stream(task=None if resuming else list(task), cancellation_token=token,
+                                 output_task_messages=False)
+        async for item in stream:
             if isinstance(item, TaskResult):
                 stop_reason = item.stop_reason
                 continue

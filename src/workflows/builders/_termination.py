@@ -26,10 +26,11 @@ class AgentMessageLimit(TerminationCondition):
     which the team hands to the condition in its first call; this one skips that first call.
     """
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, *, already: int = 0, resuming: bool = False) -> None:
         self._limit = limit
-        self._count = 0
-        self._seen_task = False
+        self._already = already
+        self._count = already
+        self._seen_task = resuming
 
     @property
     def terminated(self) -> bool:
@@ -48,15 +49,20 @@ class AgentMessageLimit(TerminationCondition):
         return None
 
     async def reset(self) -> None:
-        self._count = 0
+        self._count = self._already
         self._seen_task = False
 
 
-def build_termination(spec: TerminationSpec, settings: Settings, *, agent_names: list[str],
-                      max_messages: int | None = None) -> TerminationCondition:
-    """The team's stop rule: the spec's conditions, each capped by the server's run limits."""
+def build_termination(
+    spec: TerminationSpec, settings: Settings, *, agent_names: list[str], max_messages: int | None = None,
+    already: int = 0, resuming: bool = False,
+) -> TerminationCondition:
+    """The team's stop rule: the spec's conditions, each capped by the server's run limits.
+
+    A resumed team has no task messages and has already spoken `already` messages.
+    """
     limit = max_messages or _capped(spec.max_messages, settings.run_max_messages) or settings.run_max_messages
-    condition: TerminationCondition = AgentMessageLimit(limit)
+    condition: TerminationCondition = AgentMessageLimit(limit, already=already, resuming=resuming)
     if spec.text:
         condition = condition | TextMentionTermination(spec.text, sources=agent_names)
     max_tokens = _capped(spec.max_tokens, settings.run_max_tokens)

@@ -1,0 +1,98 @@
+"""Runs survive their server: SIGKILL or SIGTERM mid-run, start again, the run resumes and completes."""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import launch_server, wait_ready
+from tests.support.openai_server import FakeOpenAIServer
+
+pytestmark = pytest.mark.e2e
+MESSAGES = 8
+
+
+def chat_spec(base_url: str) -> dict:
+    return {
+        "name": "two-talkers", "type": "autonomous",
+        "models": {"default": {"provider": "openai", "model": "local-model", "base_url": base_url}},
+        "agents": [{"name": "alice", "system_message": "You talk."}, {"name": "bob", "system_message": "You talk."}],
+        "sender": "bob", "receiver": "alice",
+        "termination": {"text": "TERMINATE", "max_messages": MESSAGES},
+    }
+
+
+def wait_for(predicate, timeout: float = 30.0, step: float = 0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(step)
+    raise AssertionError("condition not reached in time")
+
+
+def message_events(base: str, run_id: str) -> list[dict]:
+    return [e for e in httpx.get(f"{base}/api/v1/runs/{run_id}/events").json() if e["type"] == "message"]
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGKILL, signal.SIGTERM])
+def test_a_run_interrupted_mid_way_resumes_and_completes(tmp_path: Path, stop_signal: signal.Signals) -> None:
+    database = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    with FakeOpenAIServer(latency_ms=250, terminate_after=None) as model:
+        first = wait_ready(launch_server(tmp_path / "first", database))
+        base = first.base_url
+        session = httpx.post(f"{base}/api/v1/sessions", json={"workflow": chat_spec(model.base_url)}).json()
+        posted = httpx.post(f"{base}/api/v1/sessions/{session['id']}/messages", json={"content": "chat"}).json()
+        run_id = posted["run"]["id"]
+        wait_for(lambda: len(message_events(base, run_id)) >= 3)
+        first.process.send_signal(stop_signal)
+        first.process.wait(timeout=20)
+        second = wait_ready(launch_server(tmp_path / "second", database))
+        try:
+            base = second.base_url
+            run = wait_for(lambda: (r := httpx.get(f"{base}/api/v1/runs/{run_id}").json())["status"]
+                           in ("completed", "failed", "cancelled") and r, timeout=60)
+            assert run["status"] == "completed", run
+            assert run["attempt"] == 2
+            assert run["stop_reason"] == f"Maximum number of messages {MESSAGES} reached"
+            events = httpx.get(f"{base}/api/v1/runs/{run_id}/events").json()
+            assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+            types = [e["type"] for e in events]
+            assert types.count("run.started") == 2 and types[-2:] == ["run.completed", "done"]
+            assert types.count("run.queued") == 2
+            sources = [e["data"]["source"] for e in events if e["type"] == "message"]
+            assert sources == ["alice", "bob"] * (MESSAGES // 2)
+            reply = httpx.get(f"{base}/api/v1/sessions/{session['id']}/messages?order=asc").json()["data"][-1]
+            assert reply["role"] == "assistant" and len(reply["metadata"]["messages"]) == MESSAGES
+        finally:
+            second.stop()
+
+
+def test_a_sequential_run_that_cannot_resume_fails_as_interrupted(tmp_path: Path) -> None:
+    database = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    spec = {"name": "steps", "type": "sequential",
+            "agents": [{"name": "one"}, {"name": "two"}, {"name": "three"}], "steps": ["one", "two", "three"]}
+    with FakeOpenAIServer(latency_ms=600, terminate_after=1) as model:
+        spec["models"] = {"default": {"provider": "openai", "model": "m", "base_url": model.base_url}}
+        first = wait_ready(launch_server(tmp_path / "first", database))
+        base = first.base_url
+        session = httpx.post(f"{base}/api/v1/sessions", json={"workflow": spec}).json()
+        run_id = httpx.post(f"{base}/api/v1/sessions/{session['id']}/messages",
+                            json={"content": "go"}).json()["run"]["id"]
+        wait_for(lambda: len(message_events(base, run_id)) >= 1)
+        first.process.kill()
+        first.process.wait(timeout=20)
+        second = wait_ready(launch_server(tmp_path / "second", database))
+        try:
+            run = httpx.get(f"{second.base_url}/api/v1/runs/{run_id}").json()
+            assert run["status"] == "failed"
+            assert run["error"]["type"] == "interrupted"
+            messages = httpx.get(f"{second.base_url}/api/v1/sessions/{session['id']}/messages").json()["data"]
+            assert [m["content"] for m in messages] == ["go"]
+        finally:
+            second.stop()
