@@ -26,6 +26,7 @@ logger = logging.getLogger("autobots.runs")
 IfBusy = Literal["reject", "enqueue"]
 HEARTBEAT_S = 10.0
 STALE_AFTER_S = 6 * HEARTBEAT_S
+WAIT_POLL_S = 1.0
 
 
 class RunManager:
@@ -50,6 +51,7 @@ class RunManager:
         self._slots = asyncio.Semaphore(settings.max_concurrent_runs)
         self._accepting = True
         self._heartbeat: asyncio.Task[None] | None = None
+        self._settled: dict[str, asyncio.Event] = {}
 
     # -- lifecycle -----------------------------------------------------------------------------------------------
 
@@ -171,6 +173,7 @@ class RunManager:
                     RunEvent(run_id=run.id, seq=seq + 1, type="run.cancelled", data={"status": "cancelled"}),
                     RunEvent(run_id=run.id, seq=seq + 2, type="done", data={"status": "cancelled"}),
                 ])
+        self._wake_waiters(run.id)
         return await self._reload(run.id)
 
     async def wait(self, run_id: str, limit_s: float | None = None) -> Run:
@@ -180,15 +183,19 @@ class RunManager:
             run = await self._reload(run_id)
             remaining = None if deadline is None else deadline - time.monotonic()
             if run.status in TERMINAL_STATUSES or (remaining is not None and remaining <= 0):
+                self._settled.pop(run_id, None)
                 return run
-            channel = self.channels.get(run_id)
-            if channel is None:
-                await asyncio.sleep(0.05)
-                continue
+            # Woken when a run of this process settles; the timeout covers runs settled elsewhere.
+            settled = self._settled.setdefault(run_id, asyncio.Event())
             try:
-                await asyncio.wait_for(channel.finished.wait(), timeout=remaining)
+                await asyncio.wait_for(settled.wait(), timeout=min(remaining or WAIT_POLL_S, WAIT_POLL_S))
             except TimeoutError:
                 pass
+
+    def _wake_waiters(self, run_id: str) -> None:
+        event = self._settled.pop(run_id, None)
+        if event is not None:
+            event.set()
 
     def is_live(self, run_id: str) -> bool:
         return run_id in self._live
@@ -254,6 +261,7 @@ class RunManager:
                 self._live.pop(run.id, None)
                 await channel.close()
                 self.channels.discard(run.id)
+                self._wake_waiters(run.id)
 
     async def _requeue_or_fail(self, run: Run, *, reason: str) -> None:
         """An interrupted run: back to `queued` when it can resume (a team checkpoint, or nothing done yet),
