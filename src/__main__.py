@@ -12,19 +12,30 @@ from autobots.config import get_settings
 
 def _configure_logging(level: str) -> None:
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # AutoGen logs every message and event at INFO: that is what run events are for, and it would put
+    # conversation content in the server log.
+    for name in ("autogen_core", "autogen_agentchat", "autogen_core.events", "httpx", "httpx2"):
+        logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger().level))
 
 
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
+    from autobots.errors import AutobotsError
     from autobots.web import create_app
+    from autobots.web.app import check_safe
 
     settings = get_settings()
     updates = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
     if updates:
         settings = settings.model_copy(update=updates)
     logging.getLogger("autobots").info("configuration: %s", settings.describe())
+    try:
+        check_safe(settings)
+    except AutobotsError as exc:
+        print(f"autobots: refusing to start: {exc.message}", file=sys.stderr)
+        return 2
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level.lower(),
-                timeout_graceful_shutdown=10)
+                access_log=settings.access_log, timeout_graceful_shutdown=10)
     return 0
 
 

@@ -60,6 +60,7 @@ class Settings(BaseSettings):
     model_max_retries: int = 3
     model_timeout_s: float = 120.0
     log_level: str = "INFO"
+    access_log: bool = False
 
     @field_validator("database_url")
     @classmethod

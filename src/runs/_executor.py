@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -161,7 +160,7 @@ class RunExecution:
             )
         values: dict[str, Any] = {"status": status, "usage": meter.usage(), "cost": meter.cost, "error": error,
                                   "stop_reason": stop_reason, "finished_at": finished_at,
-                                  "sandbox": ctx.sandbox_used, "heartbeat_at": time.time()}
+                                  "sandbox": ctx.sandbox_used}
         if message is not None:
             values["reply_message_id"] = message.id
         event_data: dict[str, Any] = {"status": status, "stop_reason": stop_reason, "usage": meter.usage(),
@@ -171,4 +170,4 @@ class RunExecution:
         if message is not None:
             event_data["reply_message_id"] = message.id
         await self.recorder.emit_many([(f"run.{status}", event_data), ("done", {"status": status})],
-                                      run_values=values, message=message)
+                                      run_values=values, message=message, durable=True)

@@ -17,6 +17,7 @@ from autobots.db.tables import Message, Run, RunEvent, Workflow, new_id, now
 from autobots.errors import Conflict
 from autobots.runs._channel import ChannelRegistry, Event
 from autobots.runs._executor import LiveRun, RunExecution
+from autobots.runs._journal import RunJournal
 from autobots.runs._recorder import RunRecorder, StaleAttempt
 from autobots.sessions.service import SessionBusy
 from sqlmodel import select
@@ -52,11 +53,13 @@ class RunManager:
         self._accepting = True
         self._heartbeat: asyncio.Task[None] | None = None
         self._settled: dict[str, asyncio.Event] = {}
+        self.journal = RunJournal(db)
 
     # -- lifecycle -----------------------------------------------------------------------------------------------
 
     async def start(self) -> None:
         """Recover runs whose executor is gone, start queued ones, begin heartbeats."""
+        self.journal.start()
         await self.recover_orphans()
         async with self.db.session() as session:
             queued = await RunRepository(session).with_status(("queued",))
@@ -79,6 +82,7 @@ class RunManager:
                 await driver
             except (asyncio.CancelledError, Exception):
                 pass
+        await self.journal.stop()
         async with self.db.session() as session:
             leftovers = await RunRepository(session).with_status(("running", "cancelling"))
         for run in leftovers:
@@ -208,21 +212,33 @@ class RunManager:
             self._drivers[session_id] = asyncio.create_task(self._drive(session_id), name=f"session-{session_id}")
 
     async def _drive(self, session_id: str) -> None:
-        """Run the session's queued runs in order, one at a time."""
+        """Run the session's queued runs in order, one at a time. A database hiccup is retried with backoff:
+        a driver that died would strand the session's queued runs."""
+        failures = 0
         try:
             while True:
                 self._wakeups.discard(session_id)
-                async with self.db.session() as session:
-                    statement = (select(Run).where(Run.session_id == session_id, Run.status == "queued")
-                                 .order_by(Run.pk).limit(1))  # type: ignore[arg-type]
-                    run = (await session.exec(statement)).first()
-                if run is None:
-                    if session_id in self._wakeups:
-                        continue
-                    return
-                await self._execute(run)
+                try:
+                    run = await self._next_queued(session_id)
+                    if run is None:
+                        if session_id in self._wakeups:
+                            continue
+                        return
+                    await self._execute(run)
+                    failures = 0
+                except Exception:
+                    failures += 1
+                    logger.warning("session %s: scheduling failed (%d in a row); retrying", session_id, failures,
+                                   exc_info=failures == 1)
+                    await asyncio.sleep(min(30.0, 0.5 * 2 ** min(failures, 6)))
         finally:
             self._drivers.pop(session_id, None)
+
+    async def _next_queued(self, session_id: str) -> Run | None:
+        async with self.db.session() as session:
+            statement = (select(Run).where(Run.session_id == session_id, Run.status == "queued")
+                         .order_by(Run.pk).limit(1))  # type: ignore[arg-type]
+            return (await session.exec(statement)).first()
 
     async def _execute(self, run: Run) -> None:
         async with self._slots:
@@ -244,7 +260,7 @@ class RunManager:
             live = LiveRun(run_id=run.id, session_id=run.session_id)
             live.task = asyncio.current_task()  # type: ignore[assignment]
             self._live[run.id] = live
-            recorder = RunRecorder(self.db, run_id=run.id, attempt=attempt, next_seq=fresh.last_event_seq,
+            recorder = RunRecorder(self.journal, run_id=run.id, attempt=attempt, next_seq=fresh.last_event_seq,
                                    channel=channel)
             try:
                 await recorder.emit("run.started", {"status": "running", "attempt": attempt})
@@ -256,6 +272,7 @@ class RunManager:
                 logger.warning("run %s: attempt %s is stale; its writes were refused", run.id, attempt)
             except Exception:
                 logger.exception("run %s: could not be recorded", run.id)
+                await self.journal.drain()
                 await self._fail(fresh, reason="the run could not be recorded")
             finally:
                 self._live.pop(run.id, None)

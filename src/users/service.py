@@ -7,6 +7,7 @@ import secrets
 
 from autobots.db.repositories import UserRepository
 from autobots.db.tables import ApiKey, User, new_id
+from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 KEY_PREFIX = "ab-"
@@ -21,11 +22,19 @@ async def get(session: AsyncSession, *, user_id: str) -> User | None:
 
 
 async def get_or_create(session: AsyncSession, *, name: str) -> User:
+    """The user called `name`, created if missing; a concurrent creation of the same name is read back."""
     repository = UserRepository(session)
     user = await repository.get_by_name(name)
-    if user is None:
-        user = await repository.add(User(id=new_id("usr"), name=name))
-    return user
+    if user is not None:
+        return user
+    try:
+        async with session.begin_nested():
+            return await repository.add(User(id=new_id("usr"), name=name))
+    except IntegrityError:
+        user = await repository.get_by_name(name)
+        if user is None:
+            raise
+        return user
 
 
 async def create_api_key(session: AsyncSession, *, user: User) -> str:

@@ -1,0 +1,132 @@
+"""The run journal: one writer per process that commits run events in groups.
+
+Executors hand their writes over and go on (live followers read from memory); the journal commits
+whatever has accumulated in one transaction, then the next group. An idle journal commits a write at
+once; under load groups grow, so the database sees one transaction per group instead of one per agent
+message. Final writes (a run's end) are awaited. Every group's run updates are fenced by attempt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from autobots.db import Database
+from autobots.db.repositories import RunRepository
+from autobots.db.tables import Message, RunEvent
+from sqlalchemy import insert
+
+logger = logging.getLogger("autobots.runs")
+
+
+class StaleAttempt(Exception):
+    """The run moved on to another attempt (or was finished elsewhere): this executor must stop writing."""
+
+
+@dataclass
+class JournalWrite:
+    run_id: str
+    attempt: int
+    events: list[RunEvent]
+    run_values: dict[str, Any]
+    message: Message | None = None
+    done: asyncio.Future[None] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+
+
+class RunJournal:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._pending: list[JournalWrite] = []
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._loop(), name="run-journal")
+
+    async def stop(self) -> None:
+        """Commit what is pending, then stop."""
+        if self._task is None:
+            return
+        await self.drain()
+        self._task.cancel()
+        try:
+            await self._task
+        except asyncio.CancelledError:
+            pass
+        self._task = None
+
+    def submit(self, write: JournalWrite) -> asyncio.Future[None]:
+        """Queue a write; the returned future resolves once it is committed (or fails with its error)."""
+        write.done.add_done_callback(_consume_exception)
+        self._idle.clear()
+        self._pending.append(write)
+        self._wakeup.set()
+        if self._task is None:
+            self.start()
+        return write.done
+
+    async def _loop(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._pending:
+                await self._flush()
+            self._idle.set()
+
+    async def drain(self) -> None:
+        """Until every write submitted so far is committed (or failed)."""
+        await self._idle.wait()
+
+    async def _flush(self) -> None:
+        group, self._pending = self._pending, []
+        try:
+            stale = await self._commit(group)
+        except Exception as exc:
+            logger.warning("run journal: a group of %d writes failed: %s", len(group), type(exc).__name__)
+            for write in group:
+                if not write.done.done():
+                    write.done.set_exception(exc)
+            return
+        for write in group:
+            if write.done.done():
+                continue
+            if write.run_id in stale:
+                write.done.set_exception(StaleAttempt(write.run_id))
+            else:
+                write.done.set_result(None)
+
+    async def _commit(self, group: list[JournalWrite]) -> set[str]:
+        """One transaction for the group: per run, the merged fenced update, its events, its message."""
+        by_run: dict[tuple[str, int], list[JournalWrite]] = {}
+        for write in group:
+            by_run.setdefault((write.run_id, write.attempt), []).append(write)
+        stale: set[str] = set()
+        rows: list[dict[str, Any]] = []
+        async with self.db.session() as session:
+            repository = RunRepository(session)
+            for (run_id, attempt), writes in by_run.items():
+                values: dict[str, Any] = {}
+                for write in writes:
+                    values.update(write.run_values)
+                if not await repository.update_fenced(run_id, attempt, values):
+                    stale.add(run_id)
+                    continue
+                for write in writes:
+                    rows.extend({"run_id": e.run_id, "seq": e.seq, "type": e.type, "data": e.data,
+                                 "created_at": e.created_at} for e in write.events)
+                    if write.message is not None:
+                        session.add(write.message)
+            if rows:
+                await session.exec(insert(RunEvent), params=rows)  # type: ignore[call-overload]
+        return stale
+
+
+def _consume_exception(future: asyncio.Future[None]) -> None:
+    """Writers that do not await their future must not produce 'exception never retrieved' noise."""
+    if not future.cancelled():
+        future.exception()
