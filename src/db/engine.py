@@ -42,25 +42,44 @@ def redacted_url(url: str) -> str:
 
 
 class Database:
-    """The process's engine and session factory."""
+    """The process's engines and session factories.
+
+    On SQLite a transaction that reads and then writes fails at once ("database is locked") when another
+    connection committed in between, whatever the busy timeout. So units of work that may write begin with
+    `BEGIN IMMEDIATE` (they queue for the write lock up front), and `read_session()` serves pure reads with a
+    plain `BEGIN` on a second engine, so reads never wait for writers (WAL).
+    """
 
     def __init__(self, url: str) -> None:
         ensure_sqlite_directory(url)
         self.url = url
         self.is_sqlite = make_url(url).get_backend_name() == "sqlite"
-        kwargs: dict[str, object] = {}
-        if self.is_sqlite:
-            kwargs["connect_args"] = {"timeout": 30}
-        else:
-            kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
-        self.engine: AsyncEngine = create_async_engine(async_url(url), **kwargs)
-        if self.is_sqlite:
-            event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+        self.engine = self._engine(url, begin="BEGIN IMMEDIATE")
+        self.read_engine = self._engine(url, begin="BEGIN") if self.is_sqlite else self.engine
         self.sessionmaker = async_sessionmaker(self.engine, class_=AsyncSession, expire_on_commit=False)
+        self.read_sessionmaker = async_sessionmaker(self.read_engine, class_=AsyncSession, expire_on_commit=False)
+
+    def _engine(self, url: str, *, begin: str) -> AsyncEngine:
+        # Requests, run executors and the run journal each hold a connection only briefly (streams give
+        # theirs back before streaming); the pool is sized for bursts of runs starting together.
+        if not self.is_sqlite:
+            return create_async_engine(async_url(url), pool_size=10, max_overflow=30, pool_pre_ping=True)
+        engine = create_async_engine(async_url(url), connect_args={"timeout": 30}, pool_size=20, max_overflow=30)
+
+        def on_connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+            _sqlite_pragmas(dbapi_connection)
+            dbapi_connection.isolation_level = None  # we issue BEGIN ourselves (below)
+
+        def on_begin(connection) -> None:  # type: ignore[no-untyped-def]
+            connection.exec_driver_sql(begin)
+
+        event.listen(engine.sync_engine, "connect", on_connect)
+        event.listen(engine.sync_engine, "begin", on_begin)
+        return engine
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
-        """A unit of work: commits on success, rolls back on error."""
+        """A unit of work that may write: commits on success, rolls back on error."""
         async with self.sessionmaker() as session:
             try:
                 yield session
@@ -69,17 +88,26 @@ class Database:
                 await session.rollback()
                 raise
 
+    @asynccontextmanager
+    async def read_session(self) -> AsyncIterator[AsyncSession]:
+        """A read-only unit of work (it never waits for writers on SQLite). Closing it (not a rollback, which
+        would expire them) leaves the rows it loaded usable."""
+        async with self.read_sessionmaker() as session:
+            yield session
+
     async def ping(self) -> None:
         from sqlalchemy import text
 
-        async with self.engine.connect() as conn:
+        async with self.read_engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self.read_engine is not self.engine:
+            await self.read_engine.dispose()
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+def _sqlite_pragmas(dbapi_connection) -> None:  # type: ignore[no-untyped-def]
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")

@@ -41,7 +41,7 @@ class LiveRun:
 
 async def session_history(db: Database, run: Run) -> list[LLMMessage]:
     """The session's turns before this run's user message, as model-context messages."""
-    async with db.session() as session:
+    async with db.read_session() as session:
         rows = await MessageRepository(session).history(run.session_id, limit=HISTORY_LIMIT + 1)
     history: list[LLMMessage] = []
     for row in rows:

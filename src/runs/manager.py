@@ -235,7 +235,7 @@ class RunManager:
             self._drivers.pop(session_id, None)
 
     async def _next_queued(self, session_id: str) -> Run | None:
-        async with self.db.session() as session:
+        async with self.db.read_session() as session:
             statement = (select(Run).where(Run.session_id == session_id, Run.status == "queued")
                          .order_by(Run.pk).limit(1))  # type: ignore[arg-type]
             return (await session.exec(statement)).first()
@@ -354,7 +354,7 @@ class RunManager:
                 logger.warning("heartbeat write failed", exc_info=True)
 
     async def _reload(self, run_id: str) -> Run:
-        async with self.db.session() as session:
+        async with self.db.read_session() as session:
             run = await RunRepository(session).get(run_id)
         assert run is not None
         return run

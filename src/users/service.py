@@ -17,6 +17,10 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
+async def get_by_name(session: AsyncSession, *, name: str) -> User | None:
+    return await UserRepository(session).get_by_name(name)
+
+
 async def get(session: AsyncSession, *, user_id: str) -> User | None:
     return await UserRepository(session).get(user_id)
 

@@ -1,4 +1,8 @@
-"""Authentication: `Authorization: Bearer <key>`; in local mode (loopback only) `X-User-Id` or `local`."""
+"""Authentication: `Authorization: Bearer <key>`; in local mode (loopback only) `X-User-Id` or `local`.
+
+Users are looked up in units of work of their own, before the request's: the request's may be a write
+transaction, and on SQLite a second writer inside the same request would wait for itself.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ from typing import Annotated
 from autobots.db.tables import User
 from autobots.errors import Unauthorized
 from autobots.users import service as user_service
-from autobots.web.deps import DbSession, ServicesDep
+from autobots.web.deps import ServicesDep
 from fastapi import Depends, Header
 
 LOCAL_USER = "local"
@@ -15,7 +19,6 @@ LOCAL_USER = "local"
 
 async def current_user(
     services: ServicesDep,
-    session: DbSession,
     authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
     x_user_id: Annotated[str | None, Header(max_length=200, include_in_schema=False)] = None,
 ) -> User:
@@ -23,13 +26,19 @@ async def current_user(
         scheme, _, key = authorization.partition(" ")
         if scheme.lower() != "bearer" or not key.strip():
             raise Unauthorized("the Authorization header must be 'Bearer <api key>'")
-        user = await user_service.authenticate(session, key=key.strip())
+        async with services.db.read_session() as session:
+            user = await user_service.authenticate(session, key=key.strip())
         if user is None:
             raise Unauthorized("invalid API key")
         return user
     if services.settings.auth_mode == "local":
         name = (x_user_id or LOCAL_USER).strip() or LOCAL_USER
-        return await user_service.get_or_create(session, name=name)
+        async with services.db.read_session() as session:
+            user = await user_service.get_by_name(session, name=name)
+        if user is None:
+            async with services.db.session() as write_session:
+                user = await user_service.get_or_create(write_session, name=name)
+        return user
     raise Unauthorized("an API key is required: send 'Authorization: Bearer <api key>'", code="missing_api_key")
 
 

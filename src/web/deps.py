@@ -36,8 +36,14 @@ def get_services(request: Request) -> Services:
     return request.app.state.services  # type: ignore[no-any-return]
 
 
-async def get_db_session(services: Annotated[Services, Depends(get_services)]) -> AsyncIterator[AsyncSession]:
-    """One unit of work per request: committed when the handler returns, rolled back when it raises."""
+async def get_db_session(request: Request,
+                         services: Annotated[Services, Depends(get_services)]) -> AsyncIterator[AsyncSession]:
+    """One unit of work per request: committed when the handler returns, rolled back when it raises.
+    GET and HEAD only read, so they get a read session that never waits for writers."""
+    if request.method in ("GET", "HEAD"):
+        async with services.db.read_session() as session:
+            yield session
+        return
     async with services.db.session() as session:
         yield session
 
@@ -52,5 +58,6 @@ def page_query(
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]
-DbSession = Annotated[AsyncSession, Depends(get_db_session)]
+# scope="function": the unit of work commits before the response is sent, so a 2xx means it is durable.
+DbSession = Annotated[AsyncSession, Depends(get_db_session, scope="function")]
 Pagination = Annotated[PageQuery, Depends(page_query)]

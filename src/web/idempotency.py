@@ -51,7 +51,7 @@ class IdempotencyMiddleware:
         db = scope["app"].state.services.db
         lock = self._locks.setdefault((owner, key), asyncio.Lock())
         async with lock:
-            async with db.session() as session:
+            async with db.read_session() as session:
                 record = await IdempotencyRepository(session).find(owner, key)
             if record is not None:
                 await self._replay(record, fingerprint, send)

@@ -42,7 +42,7 @@ async def run_events(db: Database, runs: RunManager, run_id: str, starting_after
                     return
             if channel.closed:
                 continue
-        async with db.session() as session:
+        async with db.read_session() as session:
             repository = RunRepository(session)
             rows = await repository.events(run_id, starting_after=position)
             run = await repository.get(run_id)

@@ -18,8 +18,10 @@ router = APIRouter(prefix="/api/v1/runs", tags=["runs"])
 NOT_FOUND = {404: {"model": ErrorBody, "description": "No such run (or not yours)"}}
 
 
-async def run_from_path(run_id: str, user: CurrentUser, db: DbSession) -> Run:
-    return await run_service.get_or_raise(db, user_id=user.id, run_id=run_id)
+async def run_from_path(run_id: str, user: CurrentUser, services: ServicesDep) -> Run:
+    """The caller's run, loaded in a read of its own (see sessions.session_from_path)."""
+    async with services.db.read_session() as db:
+        return await run_service.get_or_raise(db, user_id=user.id, run_id=run_id)
 
 
 RunFromPath = Annotated[Run, Depends(run_from_path)]
@@ -57,6 +59,7 @@ async def list_run_events(run: RunFromPath, db: DbSession, services: ServicesDep
     """The run's events: JSON, or a resumable SSE stream that follows a live run until `done`."""
     position = _resume_point(starting_after, last_event_id)
     if wants_event_stream(accept):
+        await db.commit()  # a stream may last minutes: give the connection back to the pool first
         return event_stream_response(run_events(services.db, services.runs, run.id, position))
     return [event_out(row) for row in await run_service.list_events(db, run_id=run.id, starting_after=position)]
 

@@ -37,8 +37,11 @@ NOT_FOUND = {404: {"model": ErrorBody, "description": "No such session (or not y
 BUSY = {409: {"model": ErrorBody, "description": "The session has an active run"}}
 
 
-async def session_from_path(session_id: str, user: CurrentUser, db: DbSession) -> ChatSession:
-    return await session_service.get_or_raise(db, user_id=user.id, session_id=session_id)
+async def session_from_path(session_id: str, user: CurrentUser, services: ServicesDep) -> ChatSession:
+    """The caller's session, loaded in a read of its own that ends here (so the request's unit of work,
+    which may write, does not begin with it)."""
+    async with services.db.read_session() as db:
+        return await session_service.get_or_raise(db, user_id=user.id, session_id=session_id)
 
 
 SessionFromPath = Annotated[ChatSession, Depends(session_from_path)]
