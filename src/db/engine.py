@@ -54,17 +54,21 @@ class Database:
         ensure_sqlite_directory(url)
         self.url = url
         self.is_sqlite = make_url(url).get_backend_name() == "sqlite"
-        self.engine = self._engine(url, begin="BEGIN IMMEDIATE")
-        self.read_engine = self._engine(url, begin="BEGIN") if self.is_sqlite else self.engine
+        self.engine = self._engine(url, begin="BEGIN IMMEDIATE", writer=True)
+        self.read_engine = self._engine(url, begin="BEGIN", writer=False) if self.is_sqlite else self.engine
         self.sessionmaker = async_sessionmaker(self.engine, class_=AsyncSession, expire_on_commit=False)
         self.read_sessionmaker = async_sessionmaker(self.read_engine, class_=AsyncSession, expire_on_commit=False)
 
-    def _engine(self, url: str, *, begin: str) -> AsyncEngine:
+    def _engine(self, url: str, *, begin: str, writer: bool) -> AsyncEngine:
         # Requests, run executors and the run journal each hold a connection only briefly (streams give
-        # theirs back before streaming); the pool is sized for bursts of runs starting together.
+        # theirs back before streaming). SQLite takes one writer at a time anyway: its write engine has one
+        # connection, so writers of this process queue cheaply in the pool instead of spinning in SQLite's
+        # busy handler; the busy timeout still covers other processes (the CLI, a second server).
         if not self.is_sqlite:
             return create_async_engine(async_url(url), pool_size=10, max_overflow=30, pool_pre_ping=True)
-        engine = create_async_engine(async_url(url), connect_args={"timeout": 30}, pool_size=20, max_overflow=30)
+        pool = {"pool_size": 1, "max_overflow": 0, "pool_timeout": 300} if writer else {
+            "pool_size": 20, "max_overflow": 30}
+        engine = create_async_engine(async_url(url), connect_args={"timeout": 30}, **pool)
 
         def on_connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
             _sqlite_pragmas(dbapi_connection)

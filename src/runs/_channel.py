@@ -56,13 +56,32 @@ class RunChannel:
 
 
 class ChannelRegistry:
+    """Live channels by run, and a way to wait for a run's channel to open (or the run to settle)."""
+
     def __init__(self) -> None:
         self._channels: dict[str, RunChannel] = {}
+        self._changes: dict[str, asyncio.Event] = {}
 
     def open(self, run_id: str, initial: list[Event]) -> RunChannel:
         channel = RunChannel(initial)
         self._channels[run_id] = channel
+        self.poke(run_id)
         return channel
+
+    def poke(self, run_id: str) -> None:
+        """Wake whoever waits in `wait_for_change` for this run."""
+        event = self._changes.pop(run_id, None)
+        if event is not None:
+            event.set()
+
+    async def wait_for_change(self, run_id: str, limit_s: float) -> None:
+        """Until the run's channel opens or the run settles here, or `limit_s` passes."""
+        event = self._changes.setdefault(run_id, asyncio.Event())
+        try:
+            await asyncio.wait_for(event.wait(), timeout=limit_s)
+        except TimeoutError:
+            if self._changes.get(run_id) is event:
+                del self._changes[run_id]
 
     def get(self, run_id: str) -> RunChannel | None:
         return self._channels.get(run_id)

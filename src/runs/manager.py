@@ -200,6 +200,7 @@ class RunManager:
         event = self._settled.pop(run_id, None)
         if event is not None:
             event.set()
+        self.channels.poke(run_id)
 
     def is_live(self, run_id: str) -> bool:
         return run_id in self._live

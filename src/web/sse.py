@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -13,6 +12,7 @@ from autobots.runs import Event, RunManager
 from fastapi.responses import StreamingResponse
 
 KEEPALIVE_S = 15.0
+POLL_S = 5.0  # how often a follower of a run that is not live here looks at the database
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "Connection": "keep-alive"}
 
 
@@ -54,7 +54,9 @@ async def run_events(db: Database, runs: RunManager, run_id: str, starting_after
         if run is None or (run.status in TERMINAL_STATUSES and not rows):
             return
         if runs.channels.get(run_id) is None:
-            await asyncio.sleep(0.2)
+            await runs.channels.wait_for_change(run_id, limit_s=min(POLL_S, keepalive_s))
+            if runs.channels.get(run_id) is None:
+                yield ": waiting\n\n"
 
 
 def event_stream_response(stream: AsyncIterator[str], headers: dict[str, Any] | None = None) -> StreamingResponse:
