@@ -1,0 +1,263 @@
+"""Shared pieces of the benchmarks: processes, /proc accounting, the workflow under test, statistics."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
+FAKE_SERVER = ROOT / "tests" / "support" / "openai_server.py"
+MODEL = "gpt-4o-mini"
+TASK = "Count from one to three and explain each step briefly."
+START_TIMEOUT_S = 90.0
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+_INHERITED_PREFIXES = ("AUTOBOTS_", "OPENAI_", "AZURE_OPENAI_", "ANTHROPIC_")
+
+
+# -- /proc accounting -------------------------------------------------------------------------------------------
+
+def proc_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process (all its threads), from /proc/<pid>/stat."""
+    raw = Path(f"/proc/{pid}/stat").read_text()
+    fields = raw[raw.rindex(")") + 2:].split()
+    # fields[0] is field 3 (state); utime is field 14, stime field 15.
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def proc_rss_mb(pid: int) -> tuple[float, float]:
+    """(VmRSS, VmHWM) in MiB."""
+    values = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(("VmRSS:", "VmHWM:")):
+            key, rest = line.split(":", 1)
+            values[key] = int(rest.split()[0]) / 1024
+    return values.get("VmRSS", 0.0), values.get("VmHWM", 0.0)
+
+
+def self_cpu_s() -> float:
+    return time.process_time()
+
+
+# -- processes ------------------------------------------------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def clean_env(**overrides: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(_INHERITED_PREFIXES)}
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    env.update(overrides)
+    return env
+
+
+class FakeModel:
+    """tests/support/openai_server.py in its own process (never terminates a conversation itself)."""
+
+    def __init__(self, *, latency_ms: float, log: Path) -> None:
+        self.latency_ms = latency_ms
+        self.log = log
+        self.proc: subprocess.Popen[str] | None = None
+        self.base_url = ""
+
+    def __enter__(self) -> FakeModel:
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        errlog = self.log.open("w")
+        self.proc = subprocess.Popen(
+            [sys.executable, str(FAKE_SERVER), "--port", "0", "--latency-ms", str(self.latency_ms),
+             "--terminate-after", "0"],
+            stdout=subprocess.PIPE, stderr=errlog, text=True, env=clean_env(), cwd=ROOT)
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line.startswith("READY "):
+            self.proc.kill()
+            raise RuntimeError(f"the fake OpenAI server did not start: {line!r}")
+        self.base_url = line.split()[1]
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+
+
+@dataclass
+class Server:
+    """A real `python -m autobots serve` on a free loopback port with a temporary SQLite database."""
+
+    workdir: Path
+    overrides: dict[str, str] = field(default_factory=dict)
+    port: int = 0
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / "server.log"
+
+    def env(self) -> dict[str, str]:
+        return clean_env(**{
+            "AUTOBOTS_DATABASE_URL": f"sqlite:///{self.workdir / 'autobots.sqlite'}",
+            "AUTOBOTS_AUTH_MODE": "local",
+            "AUTOBOTS_SANDBOX": "none",
+            "AUTOBOTS_SANDBOX_POOL_SIZE": "0",
+            "AUTOBOTS_SANDBOX_WORKSPACE_ROOT": str(self.workdir / "workspaces"),
+            "AUTOBOTS_CONFIG": str(self.workdir / "config.json"),  # absent: env vars and defaults only
+            "AUTOBOTS_PORT": str(self.port),
+            "PYTHONUNBUFFERED": "1",
+            **self.overrides,
+        })
+
+    def __enter__(self) -> Server:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        with self.log_path.open("wb") as log:
+            self.proc = subprocess.Popen([sys.executable, "-m", "autobots", "serve"], cwd=self.workdir,
+                                         env=self.env(), stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited during startup:\n{self.log_path.read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{self.base_url}/healthz", timeout=1).status_code == 200:
+                    self._first_request()
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        self.__exit__()
+        raise RuntimeError(f"server did not start in {START_TIMEOUT_S} s")
+
+    def _first_request(self) -> None:
+        """Create the local user before any measured request.
+
+        Workaround: the first authenticated requests of a fresh database can race in `get_or_create` of the
+        local user and answer 500 (UNIQUE constraint failed: user.name); see RESULTS.md.
+        """
+        for _ in range(5):
+            if httpx.get(f"{self.base_url}/api/v1/workflows", timeout=10).status_code == 200:
+                return
+            time.sleep(0.2)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+
+
+# -- the workflow under test ------------------------------------------------------------------------------------------
+
+def workflow_spec(base_url: str, max_messages: int, name: str = "bench") -> dict[str, Any]:
+    """Two assistants in round robin, ended only by `max_messages` (no termination text)."""
+    return {
+        "name": name,
+        "type": "autonomous",
+        "models": {"default": {"provider": "openai", "model": MODEL, "base_url": base_url}},
+        "agents": [
+            {"name": "alice", "kind": "assistant", "model": "default"},
+            {"name": "bob", "kind": "assistant", "model": "default"},
+        ],
+        "sender": "alice",
+        "receiver": "bob",
+        "termination": {"text": None, "max_messages": max_messages},
+        "summary_method": "last",
+    }
+
+
+def create_workflow(client: httpx.Client, spec: dict[str, Any]) -> str:
+    response = client.post("/api/v1/workflows", json=spec)
+    response.raise_for_status()
+    return str(response.json()["id"])
+
+
+def create_sessions(client: httpx.Client, workflow_id: str, count: int) -> list[str]:
+    ids = []
+    for i in range(count):
+        response = client.post("/api/v1/sessions", json={"name": f"bench-{i}", "workflow_id": workflow_id})
+        response.raise_for_status()
+        ids.append(str(response.json()["id"]))
+    return ids
+
+
+# -- statistics and output ----------------------------------------------------------------------------------------------
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    rank = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[rank]
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def run_json(args: list[str], *, timeout_s: float, log: Path | None = None,
+             env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Run a helper process that prints one JSON object as its last stdout line."""
+    stderr = log.open("w") if log else subprocess.DEVNULL
+    try:
+        done = subprocess.run([sys.executable, *args], stdout=subprocess.PIPE, stderr=stderr, text=True,
+                              timeout=timeout_s, env=env or clean_env(), cwd=ROOT, check=False)
+    finally:
+        if log:
+            stderr.close()  # type: ignore[union-attr]
+    lines = [line for line in done.stdout.splitlines() if line.strip()]
+    if done.returncode != 0 or not lines:
+        tail = log.read_text()[-2000:] if log and log.exists() else ""
+        raise RuntimeError(f"{args[:2]} exited {done.returncode}: {done.stdout[-500:]}\n{tail}")
+    return json.loads(lines[-1])
+
+
+@contextmanager
+def timed() -> Iterator[dict[str, float]]:
+    box: dict[str, float] = {}
+    start = time.perf_counter()
+    try:
+        yield box
+    finally:
+        box["s"] = time.perf_counter() - start
+
+
+def fmt(value: float, digits: int = 2) -> str:
+    if value != value:  # NaN
+        return "n/a"
+    return f"{value:.{digits}f}"
