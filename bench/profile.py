@@ -12,7 +12,6 @@ import collections
 import re
 import shutil
 import subprocess
-import threading
 import time
 from pathlib import Path
 from typing import Any
