@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import importlib
 
 from autobots.config import Settings, read_secret_env
-from autobots.models import _anthropic, _azure, _ollama, _openai
 from autobots.models._scripted import ScriptedChatCompletionClient
 from autobots.models.exceptions import ModelConfigError
 from autobots.models.schemas import ModelConfig, Persona
 from autogen_core.models import ChatCompletionClient
 
-_Builder = Callable[..., ChatCompletionClient]
-_BUILDERS: dict[str, _Builder] = {
-    "openai": _openai.build_client,
-    "azure_openai": _azure.build_client,
-    "anthropic": _anthropic.build_client,
-    "ollama": _ollama.build_client,
+# Provider modules by name (our own modules, fixed here, never taken from a spec). They are imported on
+# first use: the SDKs behind them take seconds to import and most servers use one provider.
+_BUILDERS: dict[str, str] = {
+    "openai": "autobots.models._openai",
+    "azure_openai": "autobots.models._azure",
+    "anthropic": "autobots.models._anthropic",
+    "ollama": "autobots.models._ollama",
 }
 SCRIPTED_MODEL = "scripted"
 
@@ -34,7 +34,8 @@ def create_model_client(config: ModelConfig, *, persona: Persona, settings: Sett
     if is_scripted(config):
         return ScriptedChatCompletionClient(persona, model=config.model)
     try:
-        return _BUILDERS[config.provider](config, settings=settings)
+        builder = importlib.import_module(_BUILDERS[config.provider]).build_client
+        return builder(config, settings=settings)  # type: ignore[no-any-return]
     except ValueError as err:  # AutoGen's own checks, e.g. a create argument it refuses
         raise ModelConfigError(f"{config.provider} model {config.model!r}: {err}") from err
 
