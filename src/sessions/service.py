@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+
+from autobots.db.message_cache import MAX_MESSAGES, CachedMessage, message_cache, render_message
 from autobots.db.repositories import (
     MessageRepository,
     Page,
@@ -93,6 +96,62 @@ async def delete(session: AsyncSession, *, row: ChatSession) -> None:
 
 async def list_messages(session: AsyncSession, *, session_id: str, page: PageQuery) -> Page[Message]:
     return await MessageRepository(session).list_for_session(session_id, page)
+
+
+async def ensure_owner(session: AsyncSession, *, user_id: str, session_id: str) -> None:
+    """Raise SessionNotFound unless the user owns the session (ownership is cached: it never changes)."""
+    if message_cache.owner(session_id) == user_id:
+        return
+    row = await get_or_raise(session, user_id=user_id, session_id=session_id)
+    message_cache.remember_owner(row.id, row.user_id)
+
+
+async def list_messages_json(session: AsyncSession, *, session_id: str, page: PageQuery) -> Page[CachedMessage]:
+    """Like `list_messages`, each message already rendered as JSON, served from the message cache when it
+    can be (see autobots.db.message_cache); paging has the same meaning as the database listing."""
+    messages = message_cache.get(session_id)
+    if messages is None:
+        version = message_cache.version(session_id)
+        rows = await MessageRepository(session).all_raw(session_id, limit=MAX_MESSAGES + 1)
+        if len(rows) > MAX_MESSAGES:
+            return await _render_page_from_database(session, session_id=session_id, page=page)
+        messages = [CachedMessage(pk=row[0], id=row[1], json=render_message(*row[1:])) for row in rows]
+        message_cache.put(session_id, version, messages)
+    return page_of(messages, page)
+
+
+async def _render_page_from_database(session: AsyncSession, *, session_id: str,
+                                     page: PageQuery) -> Page[CachedMessage]:
+    listed = await MessageRepository(session).list_for_session(session_id, page)
+    rendered = [CachedMessage(pk=m.pk or 0, id=m.id, json=render_message(
+        m.id, m.session_id, m.run_id, m.role, m.content, json.dumps(m.meta) if m.meta else None, m.created_at))
+        for m in listed.rows]
+    return Page(rows=rendered, has_more=listed.has_more)
+
+
+def page_of(messages: list[CachedMessage], page: PageQuery) -> Page[CachedMessage]:
+    """The page of `messages` (oldest first) that `Repository.paginate` would return for `page`."""
+    position = {message.id: index for index, message in enumerate(messages)}
+    low, high = 0, len(messages)
+    for cursor, forward in ((page.after, True), (page.before, False)):
+        if cursor is None:
+            continue
+        if cursor not in position:
+            return Page(rows=[], has_more=False)
+        index = position[cursor]
+        if (page.order == "asc") == forward:
+            low = max(low, index + 1)
+        else:
+            high = min(high, index)
+    window = messages[low:high]
+    reverse = page.before is not None and page.after is None
+    descending = (page.order == "desc") != reverse
+    ordered = list(reversed(window)) if descending else window
+    rows = ordered[: page.limit]
+    has_more = len(ordered) > page.limit
+    if reverse:
+        rows.reverse()
+    return Page(rows=rows, has_more=has_more)
 
 
 async def clear_messages(session: AsyncSession, *, row: ChatSession) -> int:

@@ -11,6 +11,7 @@ from typing import Any
 from autobots import __version__, models
 from autobots.config import Settings, get_settings
 from autobots.db import Database, migrate_to_head, redacted_url
+from autobots.db.message_cache import message_cache
 from autobots.errors import AutobotsError
 from autobots.runs import RunManager
 from autobots.sandbox import SandboxManager
@@ -45,6 +46,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     check_safe(settings)
     await asyncio.to_thread(migrate_to_head, settings.database_url)
     db = Database(settings.database_url)
+    message_cache.enabled = db.is_sqlite  # only a database this process alone writes to (see message_cache)
     sandbox = SandboxManager(settings)
     choice = await sandbox.start()
     runs = RunManager(db, settings, sandbox)

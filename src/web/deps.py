@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
 from autobots.config import Settings
@@ -24,6 +24,7 @@ class Services:
     runs: RunManager
     sandbox: Any
     metrics: Any
+    identities: dict[str, Any] = field(default_factory=dict)  # recent authentications (web/auth.py)
 
     def sandbox_view(self) -> SandboxView:
         if self.sandbox is None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any, Generic, Literal, TypeVar
 
+from autobots.db.message_cache import CachedMessage
 from autobots.db.repositories import Page
 from autobots.db.tables import ChatSession, GalleryItem, Message, Run, RunEvent, Workflow
 from pydantic import BaseModel, ConfigDict, Field
@@ -134,6 +136,16 @@ def session_out(row: ChatSession) -> dict[str, Any]:
 def message_out(row: Message) -> dict[str, Any]:
     return {"id": row.id, "object": "message", "session_id": row.session_id, "run_id": row.run_id,
             "role": row.role, "content": row.content, "metadata": row.meta or {}, "created_at": row.created_at}
+
+
+def message_list_json(page: Page[CachedMessage]) -> bytes:
+    """The list envelope around messages already rendered as JSON."""
+    first = json.dumps(page.rows[0].id) if page.rows else "null"
+    last = json.dumps(page.rows[-1].id) if page.rows else "null"
+    items = ",".join(message.json for message in page.rows)
+    body = (f'{{"object":"list","data":[{items}],"first_id":{first},"last_id":{last},'
+            f'"has_more":{"true" if page.has_more else "false"}}}')
+    return body.encode()
 
 
 def run_out(row: Run) -> dict[str, Any]:

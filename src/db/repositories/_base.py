@@ -51,10 +51,12 @@ class Repository(Generic[Row]):
         await self.session.delete(row)
         await self.session.flush()
 
-    async def paginate(self, page: PageQuery, *, filters: list[ColumnElement[bool]]) -> Page[Row]:
-        """Cursor pagination over `pk`; `after`/`before` are ids in the listing's own order."""
+    async def paginate(self, page: PageQuery, *, filters: list[ColumnElement[bool]],
+                       columns: list[Any] | None = None) -> Page[Any]:
+        """Cursor pagination over `pk`; `after`/`before` are ids in the listing's own order. With `columns`,
+        rows are tuples of those columns instead of model instances."""
         pk = self._col("pk")
-        statement = select(self.model).where(*filters)
+        statement = (select(*columns) if columns else select(self.model)).where(*filters)
         for cursor, forward in ((page.after, True), (page.before, False)):
             if cursor is None:
                 continue

@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+from typing import Any
+
+from autobots.db.message_cache import mark_dirty
 from autobots.db.repositories._base import Page, PageQuery, Repository
 from autobots.db.tables import Message
-from sqlalchemy import delete
+from sqlalchemy import Text, cast, delete
 from sqlmodel import select
 
 
@@ -15,6 +18,18 @@ class MessageRepository(Repository[Message]):
     async def list_for_session(self, session_id: str, page: PageQuery) -> Page[Message]:
         return await self.paginate(page, filters=[Message.session_id == session_id])
 
+    async def all_raw(self, session_id: str, *, limit: int) -> list[Any]:
+        """Up to `limit` of the session's messages, oldest first, as tuples `(pk, id, session_id, run_id, role,
+        content, meta, created_at)` with `meta` as its stored JSON text (the read path serves it as it is)."""
+        statement = (
+            select(Message.pk, Message.id, Message.session_id, Message.run_id, Message.role, Message.content,
+                   cast(Message.meta, Text), Message.created_at)
+            .where(Message.session_id == session_id)
+            .order_by(Message.pk)  # type: ignore[arg-type]
+            .limit(limit)
+        )
+        return list((await self.session.exec(statement)).all())  # type: ignore[call-overload]
+
     async def history(self, session_id: str, *, limit: int = 200) -> list[Message]:
         """The last `limit` messages of a session, oldest first (for replay into a team)."""
         statement = (
@@ -25,5 +40,6 @@ class MessageRepository(Repository[Message]):
         return rows
 
     async def clear_session(self, session_id: str) -> int:
+        mark_dirty(self.session, session_id)
         result = await self.session.exec(delete(Message).where(Message.session_id == session_id))  # type: ignore[call-overload]
         return int(result.rowcount or 0)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from autobots.db.message_cache import mark_deleted, mark_dirty
 from autobots.db.repositories._base import Page, PageQuery, Repository
 from autobots.db.tables import ChatSession, Message, Run, RunEvent
 from sqlalchemy import delete
@@ -21,6 +22,8 @@ class SessionRepository(Repository[ChatSession]):
 
     async def delete_cascade(self, session_row: ChatSession) -> None:
         """Remove the session with its messages, runs and run events."""
+        mark_dirty(self.session, session_row.id)
+        mark_deleted(self.session, session_row.id)
         run_ids = Run.__table__.select().with_only_columns(Run.id).where(Run.session_id == session_row.id)  # type: ignore[attr-defined]
         await self.session.exec(delete(RunEvent).where(RunEvent.run_id.in_(run_ids)))  # type: ignore[attr-defined,call-overload]
         await self.session.exec(delete(Message).where(Message.session_id == session_row.id))  # type: ignore[call-overload]

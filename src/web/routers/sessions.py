@@ -24,6 +24,7 @@ from autobots.web.schemas import (
     SessionUpdate,
     gallery_out,
     list_of,
+    message_list_json,
     message_out,
     run_out,
     session_out,
@@ -88,9 +89,11 @@ async def delete_session(chat: SessionFromPath, db: DbSession) -> Response:
 
 
 @router.get("/{session_id}/messages", response_model=ListOf[MessageOut], responses=NOT_FOUND)
-async def list_messages(chat: SessionFromPath, db: DbSession, page: Pagination) -> dict[str, Any]:
-    """The session's history."""
-    return list_of(await session_service.list_messages(db, session_id=chat.id, page=page), message_out)
+async def list_messages(session_id: str, user: CurrentUser, db: DbSession, page: Pagination) -> Response:
+    """The session's history (the hot read path: one read, serialized without re-validation)."""
+    await session_service.ensure_owner(db, user_id=user.id, session_id=session_id)
+    rendered = await session_service.list_messages_json(db, session_id=session_id, page=page)
+    return Response(message_list_json(rendered), media_type="application/json")
 
 
 @router.post("/{session_id}/messages", status_code=202, response_model=PostedMessage,

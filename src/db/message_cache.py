@@ -1,0 +1,122 @@
+"""An in-process cache of sessions' messages, rendered as JSON, for the hot read path.
+
+The database stays the record. Entries are invalidated after every commit that touched a session's
+messages: ORM writes are seen by a flush listener, bulk deletes register themselves (`mark_dirty`).
+A reader stores what it read only if no invalidation happened meanwhile (a version per session), so a
+slow reader never puts back data older than a commit. Only for a database that this process alone
+writes to (SQLite, the embedded default); with PostgreSQL, where other processes may write, it is off.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+from autobots.db.tables import Message
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+MAX_SESSIONS = 512
+MAX_MESSAGES = 2000
+_DIRTY = "autobots_dirty_message_sessions"
+_DELETED = "autobots_deleted_sessions"
+
+
+@dataclass(frozen=True)
+class CachedMessage:
+    pk: int
+    id: str
+    json: str
+
+
+def render_message(id: str, session_id: str, run_id: str | None, role: str, content: str, meta: str | None,
+                   created_at: int) -> str:
+    """A message in the API's shape, its stored metadata JSON inserted as it is."""
+    dumps = json.dumps
+    metadata = meta if meta and meta != "null" else "{}"
+    return (f'{{"id":{dumps(id)},"object":"message","session_id":{dumps(session_id)},"run_id":{dumps(run_id)},'
+            f'"role":{dumps(role)},"content":{dumps(content)},"metadata":{metadata},"created_at":{int(created_at)}}}')
+
+
+class MessageCache:
+    def __init__(self) -> None:
+        self.enabled = False
+        self._versions: dict[str, int] = {}
+        self._entries: OrderedDict[str, list[CachedMessage]] = OrderedDict()
+        self._owners: dict[str, str] = {}
+
+    def owner(self, session_id: str) -> str | None:
+        """Who owns the session, if known here (ownership never changes; a deleted session is forgotten)."""
+        return self._owners.get(session_id) if self.enabled else None
+
+    def remember_owner(self, session_id: str, user_id: str) -> None:
+        if self.enabled:
+            if len(self._owners) > 100_000:
+                self._owners.clear()
+            self._owners[session_id] = user_id
+
+    def version(self, session_id: str) -> int:
+        return self._versions.get(session_id, 0)
+
+    def get(self, session_id: str) -> list[CachedMessage] | None:
+        if not self.enabled:
+            return None
+        entry = self._entries.get(session_id)
+        if entry is not None:
+            self._entries.move_to_end(session_id)
+        return entry
+
+    def put(self, session_id: str, version: int, messages: list[CachedMessage]) -> None:
+        """Keep `messages` (oldest first) unless the session changed since `version` was read."""
+        if not self.enabled or self.version(session_id) != version or len(messages) > MAX_MESSAGES:
+            return
+        self._entries[session_id] = messages
+        self._entries.move_to_end(session_id)
+        while len(self._entries) > MAX_SESSIONS:
+            self._entries.popitem(last=False)
+
+    def invalidate(self, session_id: str) -> None:
+        self._versions[session_id] = self.version(session_id) + 1
+        self._entries.pop(session_id, None)
+
+    def forget_session(self, session_id: str) -> None:
+        self.invalidate(session_id)
+        self._owners.pop(session_id, None)
+
+
+message_cache = MessageCache()
+
+
+def mark_deleted(session: Any, session_id: str) -> None:
+    """Register the deletion of a chat session, for forgetting it when `session` commits."""
+    sync_session = getattr(session, "sync_session", session)
+    sync_session.info.setdefault(_DELETED, set()).add(session_id)
+
+
+def mark_dirty(session: Any, session_id: str) -> None:
+    """Register a bulk change of a session's messages, for invalidation when `session` commits."""
+    sync_session = getattr(session, "sync_session", session)
+    sync_session.info.setdefault(_DIRTY, set()).add(session_id)
+
+
+@event.listens_for(Session, "after_flush")
+def _collect(session: Session, _context: Any) -> None:
+    for row in (*session.new, *session.dirty, *session.deleted):
+        if isinstance(row, Message):
+            session.info.setdefault(_DIRTY, set()).add(row.session_id)
+
+
+@event.listens_for(Session, "after_commit")
+def _invalidate(session: Session) -> None:
+    for session_id in session.info.pop(_DIRTY, ()):
+        message_cache.invalidate(session_id)
+    for session_id in session.info.pop(_DELETED, ()):
+        message_cache.forget_session(session_id)
+
+
+@event.listens_for(Session, "after_rollback")
+def _discard(session: Session) -> None:
+    session.info.pop(_DIRTY, None)
+    session.info.pop(_DELETED, None)
