@@ -32,10 +32,12 @@ class IdempotencyMiddleware:
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        headers = dict(scope.get("headers", [])) if scope["type"] == "http" else {}
+        if scope["type"] != "http" or scope["method"] != "POST" or not scope["path"].startswith("/api/v1/"):
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers", []))
         key_bytes = headers.get(b"idempotency-key")
-        if (scope["type"] != "http" or scope["method"] != "POST" or key_bytes is None
-                or not scope["path"].startswith("/api/v1/")):
+        if key_bytes is None:
             await self.app(scope, receive, send)
             return
         key = key_bytes.decode("latin-1").strip()

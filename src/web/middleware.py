@@ -29,8 +29,13 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = dict(scope["headers"])
-        request_id = headers.get(b"x-request-id", b"").decode("latin-1")[:100] or f"req_{uuid.uuid4().hex}"
+        request_id_header = declared = None
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                request_id_header = value
+            elif name == b"content-length":
+                declared = value
+        request_id = (request_id_header or b"").decode("latin-1")[:100] or f"req_{uuid.uuid4().hex}"
         started = time.perf_counter()
         status_holder = {"status": 500, "sent": False}
 
@@ -41,7 +46,6 @@ class RequestContextMiddleware:
                 message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode("latin-1"))]
             await send(message)
 
-        declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
             await self._too_large(send_with_id)
             self._observe(scope, status_holder["status"], started)
