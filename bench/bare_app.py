@@ -39,8 +39,9 @@ def main() -> None:
     args = parser.parse_args()
     document = json.loads(Path(args.json).read_text())
     level = os.environ.get("AUTOBOTS_LOG_LEVEL", "INFO").lower()
+    access_log = os.environ.get("AUTOBOTS_ACCESS_LOG", "false").lower() == "true"
     uvicorn.run(create_app(document), host="127.0.0.1", port=args.port, log_level=level,
-                timeout_graceful_shutdown=10)
+                access_log=access_log, timeout_graceful_shutdown=10)
 
 
 if __name__ == "__main__":

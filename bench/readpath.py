@@ -123,8 +123,9 @@ def run(quick: bool, out: Path, force_tool: str | None = None) -> dict[str, Any]
         f"A session filled with {len(body['data'])} messages ({runs} runs of a 1-message workflow: user message + "
         f"reply with its metadata; the response is {len(json.dumps(body)) // 1024} KiB), read with "
         f"`GET /api/v1/sessions/{{id}}/messages?limit=100`. Baseline: `bench/bare_app.py`, a FastAPI route "
-        "returning the same document (parsed, from memory) under the same `uvicorn.run` settings (asyncio loop, "
-        f"h11, log level INFO, access log on). Load: {tool_text}; median of {rounds} alternating round(s).",
+        "returning the same document (parsed, from memory) under the same `uvicorn.run` settings (uvicorn's "
+        f"automatic loop and HTTP choice — uvloop and httptools when installed, as here — log level INFO, access "
+        f"log off). Load: {tool_text}; median of {rounds} alternating round(s).",
         "",
         "| | requests/s |", "|---|---:|",
         f"| service | {fmt(s_rps, 0)} |", f"| bare FastAPI route | {fmt(b_rps, 0)} |",

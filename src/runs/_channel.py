@@ -22,7 +22,6 @@ class RunChannel:
     def __init__(self, initial: list[Event]) -> None:
         self.events: list[Event] = list(initial)
         self.closed = False
-        self.finished = asyncio.Event()
         self._changed = asyncio.Condition()
 
     async def append(self, event: Event) -> None:
@@ -33,7 +32,6 @@ class RunChannel:
     async def close(self) -> None:
         async with self._changed:
             self.closed = True
-            self.finished.set()
             self._changed.notify_all()
 
     async def follow(self, starting_after: int, keepalive_s: float) -> AsyncIterator[Event | None]:

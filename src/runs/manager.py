@@ -202,9 +202,6 @@ class RunManager:
             event.set()
         self.channels.poke(run_id)
 
-    def is_live(self, run_id: str) -> bool:
-        return run_id in self._live
-
     # -- scheduling ----------------------------------------------------------------------------------------------
 
     def _kick(self, session_id: str) -> None:
