@@ -199,6 +199,7 @@ class DockerRunner:
         self._network = network
         self.container: Container | None = None
         self._current: asyncio.Future[int] | None = None
+        self._cleanup: asyncio.Future[None] | None = None
 
     async def prepare(self) -> None:
         if self.container is None:
@@ -213,6 +214,7 @@ class DockerRunner:
         cancellation_token: CancellationToken | None,
     ) -> Outcome:
         await self.prepare()
+        await self._finish_cleanup()
         assert self.container is not None
         # The in-container `timeout` is a backstop; the host watchdog normally fires first.
         # stderr is merged into stdout inside, so the output keeps the order it was written in.
@@ -222,9 +224,17 @@ class DockerRunner:
         outcome = await supervise(self._current, timeout_s=timeout_s, cancellation_token=cancellation_token,
                                   kill=self._kill)
         if not (outcome.timed_out or outcome.cancelled):
-            # Background processes (a fork bomb's survivors included) do not outlive the execution.
-            await self._kill()
+            # Background processes (a fork bomb's survivors included) do not outlive the execution: the
+            # kill starts now, and the next execution (or close) waits for it, so the result is not
+            # held back by one more exec round trip.
+            self._cleanup = asyncio.ensure_future(self._kill())
         return outcome
+
+    async def _finish_cleanup(self) -> None:
+        cleanup, self._cleanup = self._cleanup, None
+        if cleanup is not None:
+            with contextlib.suppress(Exception):
+                await cleanup
 
     def _exec_blocking(self, command: list[str], output: BoundedOutput) -> int:
         assert self.container is not None
@@ -265,6 +275,7 @@ class DockerRunner:
 
     async def close(self) -> None:
         """Removes the run's container; the workspace stays."""
+        await self._finish_cleanup()
         container, self.container = self.container, None
         if container is not None:
             await self._backend.remove(container)
