@@ -128,3 +128,24 @@ class TestPool:
         manager = await start_manager(sandbox="docker")
         assert manager.choice.kind == "docker"
         assert stale.id not in labelled_containers()
+
+
+class TestNetworkOptIn:
+    async def network_mode(self, manager: SandboxManager, run_id: str, *, network: bool) -> str:
+        executor = await manager.open_executor(run_id=run_id, network=network)
+        await executor.execute_code_blocks([CodeBlock("true", "sh")], CancellationToken())
+        client = docker.from_env()
+        try:
+            return str(client.containers.get(container_of(executor)).attrs["HostConfig"]["NetworkMode"])
+        finally:
+            client.close()
+
+    async def test_a_workflow_gets_a_network_only_when_the_server_allows_it(self, start_manager: StartManager,
+                                                                        require: Require) -> None:
+        allowed = await start_manager(sandbox="docker", sandbox_allow_network=True, sandbox_pool_size=0)
+        require("docker", allowed.choice.kind == "docker", allowed.choice.reason)
+        assert await self.network_mode(allowed, "net-yes", network=True) != "none"
+        assert await self.network_mode(allowed, "net-not-asked", network=False) == "none"
+
+    async def test_asking_for_a_network_is_ignored_when_the_server_forbids_it(self, docker_manager) -> None:
+        assert await self.network_mode(docker_manager, "net-no", network=True) == "none"
