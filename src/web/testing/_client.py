@@ -186,6 +186,16 @@ def send_message(client: httpx.Client, session_id: str, content: str) -> list[Ss
     return stream(client, "POST", f"{API}/sessions/{session_id}/messages", json_body={"content": content})
 
 
+def run_demo(args: argparse.Namespace, spec: dict[str, Any], *, name: str) -> bool:
+    """Store `spec`, open a session on it, stream one message's run, print the transcript."""
+    with connect(args) as client:
+        workflow = create_workflow(client, spec)
+        session = create_session(client, name=name, workflow_id=workflow["id"])
+        events = send_message(client, session["id"], args.message)
+        print_transcript(client, session["id"])
+    return completed(events)
+
+
 def completed(events: Sequence[SseEvent]) -> bool:
     return any(e.type == "run.completed" for e in events) and not any(
         e.type in {"run.failed", "run.cancelled"} for e in events)

@@ -47,12 +47,7 @@ def workflow_spec(model: dict[str, Any]) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> bool:
-    with _client.connect(args) as client:
-        workflow = _client.create_workflow(client, workflow_spec(_client.model_entry(args)))
-        session = _client.create_session(client, name="sequential demo", workflow_id=workflow["id"])
-        events = _client.send_message(client, session["id"], args.message)
-        _client.print_transcript(client, session["id"])
-    return _client.completed(events)
+    return _client.run_demo(args, workflow_spec(_client.model_entry(args)), name="sequential demo")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
