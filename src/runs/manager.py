@@ -165,18 +165,12 @@ class RunManager:
             fresh = await repository.get(run.id)
             if fresh is None or fresh.status in TERMINAL_STATUSES:
                 return fresh or run
-            seq = fresh.last_event_seq
-            values = {"status": "cancelled", "finished_at": now(), "stop_reason": "cancelled by the client",
-                      "last_event_seq": seq + 2}
             live_elsewhere = fresh.status != "queued" and not self._executor_gone(fresh)
             if live_elsewhere:
                 raise Conflict(f"run '{run.id}' is executing in another server process; cancel it there",
                                code="run_owned_elsewhere")
-            if await repository.update_fenced(run.id, fresh.attempt, values, status=ACTIVE_STATUSES):
-                await repository.add_events([
-                    RunEvent(run_id=run.id, seq=seq + 1, type="run.cancelled", data={"status": "cancelled"}),
-                    RunEvent(run_id=run.id, seq=seq + 2, type="done", data={"status": "cancelled"}),
-                ])
+            await _settle_idle_run(repository, fresh, status="cancelled", expected=ACTIVE_STATUSES,
+                                   stop_reason="cancelled by the client")
         self._wake_waiters(run.id)
         return await self._reload(run.id)
 
@@ -288,29 +282,17 @@ class RunManager:
                 return
             checkpoint = fresh.checkpoint or {}
             resumable = not checkpoint.get("transcript") or checkpoint.get("team") is not None
-            seq = fresh.last_event_seq
+            expected = ("running", "cancelling")
             if fresh.status == "cancelling":
-                status, error, stop = "cancelled", None, "cancelled by the client"
+                await _settle_idle_run(repository, fresh, status="cancelled", expected=expected,
+                                       stop_reason="cancelled by the client", owner_gone=True)
             elif resumable:
-                status, error, stop = "queued", None, None
+                await _settle_idle_run(repository, fresh, status="queued", expected=expected, owner_gone=True,
+                                       reason=f"{reason}; it resumes from its last checkpoint")
             else:
-                status, error, stop = "failed", {"type": "interrupted", "message": reason}, "error: interrupted"
-            terminal = status != "queued"
-            values: dict[str, Any] = {"status": status, "error": error, "stop_reason": stop, "owner": None,
-                                      "last_event_seq": seq + (2 if terminal else 1)}
-            if terminal:
-                values["finished_at"] = now()
-            if not await repository.update_fenced(run.id, fresh.attempt, values, status=("running", "cancelling")):
-                return
-            data: dict[str, Any] = {"status": status}
-            if error:
-                data["error"] = error
-            if not terminal:
-                data["reason"] = f"{reason}; it resumes from its last checkpoint"
-            events = [RunEvent(run_id=run.id, seq=seq + 1, type=f"run.{status}", data=data)]
-            if terminal:
-                events.append(RunEvent(run_id=run.id, seq=seq + 2, type="done", data={"status": status}))
-            await repository.add_events(events)
+                await _settle_idle_run(repository, fresh, status="failed", expected=expected, owner_gone=True,
+                                       error={"type": "interrupted", "message": reason},
+                                       stop_reason="error: interrupted")
 
     async def _fail(self, run: Run, *, reason: str) -> None:
         async with self.db.session() as session:
@@ -318,15 +300,8 @@ class RunManager:
             fresh = await repository.get(run.id)
             if fresh is None or fresh.status not in ACTIVE_STATUSES:
                 return
-            seq = fresh.last_event_seq
-            error = {"type": "interrupted", "message": reason}
-            values = {"status": "failed", "finished_at": now(), "error": error, "stop_reason": "error: interrupted",
-                      "last_event_seq": seq + 2}
-            if await repository.update_fenced(run.id, fresh.attempt, values):
-                await repository.add_events([
-                    RunEvent(run_id=run.id, seq=seq + 1, type="run.failed", data={"status": "failed", "error": error}),
-                    RunEvent(run_id=run.id, seq=seq + 2, type="done", data={"status": "failed"}),
-                ])
+            await _settle_idle_run(repository, fresh, status="failed", expected=ACTIVE_STATUSES,
+                                   error={"type": "interrupted", "message": reason}, stop_reason="error: interrupted")
 
     async def _beat(self) -> None:
         """Heartbeats for live runs; and, now and then, recovery of runs whose executor went silent."""
@@ -356,3 +331,30 @@ class RunManager:
             run = await RunRepository(session).get(run_id)
         assert run is not None
         return run
+
+
+async def _settle_idle_run(repository: RunRepository, run: Run, *, status: str, expected: tuple[str, ...],
+                           error: dict[str, str] | None = None, stop_reason: str | None = None,
+                           reason: str | None = None, owner_gone: bool = False) -> bool:
+    """Move a run that no executor holds to `status`, with its `run.<status>` event (and `done` when the
+    status is terminal), fenced by its attempt and by `expected` statuses. False if the run moved on."""
+    terminal = status in TERMINAL_STATUSES
+    seq = run.last_event_seq
+    values: dict[str, Any] = {"status": status, "error": error, "stop_reason": stop_reason,
+                              "last_event_seq": seq + (2 if terminal else 1)}
+    if terminal:
+        values["finished_at"] = now()
+    if owner_gone:
+        values["owner"] = None
+    if not await repository.update_fenced(run.id, run.attempt, values, status=expected):
+        return False
+    data: dict[str, Any] = {"status": status}
+    if error:
+        data["error"] = error
+    if reason:
+        data["reason"] = reason
+    events = [RunEvent(run_id=run.id, seq=seq + 1, type=f"run.{status}", data=data)]
+    if terminal:
+        events.append(RunEvent(run_id=run.id, seq=seq + 2, type="done", data={"status": status}))
+    await repository.add_events(events)
+    return True
