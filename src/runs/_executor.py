@@ -9,7 +9,7 @@ from typing import Any
 
 from autobots.config import Settings
 from autobots.db import Database
-from autobots.db.repositories import MessageRepository
+from autobots.db.repositories import MessageRepository, RunRepository
 from autobots.db.tables import Message, Run, new_id, now
 from autobots.runs._errors import classify
 from autobots.runs._recorder import RunRecorder
@@ -64,8 +64,8 @@ class RunExecution:
         self.db, self.settings, self.sandbox = db, settings, sandbox
         self.run, self.recorder, self.live, self.content = run, recorder, live, content
         self.resume = resume or {}
-        self.transcript: list[dict[str, Any]] = list(self.resume.get("transcript") or [])
-        self.executions: list[dict[str, Any]] = list(self.resume.get("executions") or [])
+        self.transcript: list[dict[str, Any]] = []
+        self.executions: list[dict[str, Any]] = []
         self.started_at = run.started_at or now()
 
     async def execute(self) -> None:
@@ -74,13 +74,14 @@ class RunExecution:
         ctx = BuildContext(spec=spec, model_configs=model_configs, settings=self.settings, run_id=self.run.id,
                            sandbox=self.sandbox, on_code_execution=self._record_execution,
                            history=await session_history(self.db, self.run))
+        workflow = compile_workflow(ctx)
+        if self.resume.get("team") is not None and workflow.resumable:
+            await self._restore_record()
+            earlier = [TextMessage(content=e["content"], source=e["source"]) for e in self.transcript]
+            workflow.resume_from(self.resume["team"], earlier)
         meter = UsageMeter(spec=spec, model_configs=model_configs)
         for entry in self.transcript:
             meter.add(entry)
-        workflow = compile_workflow(ctx)
-        if self.resume.get("team") is not None and workflow.resumable:
-            earlier = [TextMessage(content=e["content"], source=e["source"]) for e in self.transcript]
-            workflow.resume_from(self.resume["team"], earlier)
         wall = spec_wall_time(spec.termination, self.settings)
         timer = asyncio.get_running_loop().call_later(wall, self._expire)
         result: WorkflowResult | None = None
@@ -118,9 +119,19 @@ class RunExecution:
                            reply=result.reply, summary=result.summary, ctx=ctx)
 
     async def _checkpoint(self, workflow: Any) -> dict[str, Any]:
-        """What a later attempt needs to continue: the team's saved state and what was recorded so far."""
-        team = await workflow.checkpoint() if workflow.resumable else None
-        return {"team": team, "transcript": self.transcript, "executions": self.executions}
+        """What a later attempt needs to continue: the team's saved state. It is written with the message
+        event it follows, so the events up to that message are the record that goes with it."""
+        return {"team": await workflow.checkpoint() if workflow.resumable else None}
+
+    async def _restore_record(self) -> None:
+        """The transcript and code executions of earlier attempts, from their durable events: the messages,
+        and the executions before the last message (the checkpoint's state does not include a later one)."""
+        async with self.db.read_session() as session:
+            events = await RunRepository(session).events(self.run.id)
+        messages = [e for e in events if e.type == "message"]
+        last_message_seq = messages[-1].seq if messages else 0
+        self.transcript = [e.data or {} for e in messages]
+        self.executions = [e.data or {} for e in events if e.type == "code.execution" and e.seq < last_message_seq]
 
     def _expire(self) -> None:
         self.live.expired = True

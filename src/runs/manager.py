@@ -280,8 +280,8 @@ class RunManager:
             fresh = await repository.get(run.id)
             if fresh is None or fresh.status not in ("running", "cancelling"):
                 return
-            checkpoint = fresh.checkpoint or {}
-            resumable = not checkpoint.get("transcript") or checkpoint.get("team") is not None
+            # No checkpoint: no agent has spoken yet, so starting over loses nothing.
+            resumable = fresh.checkpoint is None or fresh.checkpoint.get("team") is not None
             expected = ("running", "cancelling")
             if fresh.status == "cancelling":
                 await _settle_idle_run(repository, fresh, status="cancelled", expected=expected,
