@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from autobots.db.repositories import GalleryRepository, MessageRepository, Page, PageQuery, WorkflowRepository
-from autobots.db.tables import ChatSession, GalleryItem, Message, new_id
+from autobots.db.tables import ChatSession, GalleryItem, new_id
 from autobots.errors import NotFound
+from autobots.sessions.service import message_dict
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 MAX_PUBLISHED_MESSAGES = 1000
@@ -14,12 +13,6 @@ MAX_PUBLISHED_MESSAGES = 1000
 
 class GalleryItemNotFound(NotFound):
     code = "gallery_item_not_found"
-
-
-def message_snapshot(message: Message) -> dict[str, Any]:
-    return {"id": message.id, "object": "message", "session_id": message.session_id, "run_id": message.run_id,
-            "role": message.role, "content": message.content, "metadata": message.meta or {},
-            "created_at": message.created_at}
 
 
 async def publish(session: AsyncSession, *, user_id: str, chat: ChatSession, tags: list[str]) -> GalleryItem:
@@ -30,7 +23,7 @@ async def publish(session: AsyncSession, *, user_id: str, chat: ChatSession, tag
                 "workflow": workflow.spec if workflow else None, "created_at": chat.created_at,
                 "updated_at": chat.updated_at}
     item = GalleryItem(id=new_id("gal"), published_by=user_id, session=snapshot,
-                       messages=[message_snapshot(m) for m in messages], tags=sorted(set(tags)))
+                       messages=[message_dict(m) for m in messages], tags=sorted(set(tags)))
     return await GalleryRepository(session).add_with_tags(item)
 
 

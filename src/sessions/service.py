@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from autobots.db.message_cache import MAX_MESSAGES, CachedMessage, message_cache, render_message
 from autobots.db.repositories import (
@@ -16,6 +17,13 @@ from autobots.db.tables import ChatSession, Message, new_id, now
 from autobots.errors import Conflict, NotFound
 from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
+
+
+def message_dict(row: Message) -> dict[str, Any]:
+    """A message in the API's shape (the read path renders the same shape straight to JSON, see
+    autobots.db.message_cache.render_message)."""
+    return {"id": row.id, "object": "message", "session_id": row.session_id, "run_id": row.run_id,
+            "role": row.role, "content": row.content, "metadata": row.meta or {}, "created_at": row.created_at}
 
 
 class SessionNotFound(NotFound):

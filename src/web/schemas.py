@@ -8,6 +8,7 @@ from typing import Any, Generic, Literal, TypeVar
 from autobots.db.message_cache import CachedMessage
 from autobots.db.repositories import Page
 from autobots.db.tables import ChatSession, GalleryItem, Message, Run, RunEvent, Workflow
+from autobots.sessions.service import message_dict
 from pydantic import BaseModel, ConfigDict, Field
 
 T = TypeVar("T")
@@ -134,8 +135,7 @@ def session_out(row: ChatSession) -> dict[str, Any]:
 
 
 def message_out(row: Message) -> dict[str, Any]:
-    return {"id": row.id, "object": "message", "session_id": row.session_id, "run_id": row.run_id,
-            "role": row.role, "content": row.content, "metadata": row.meta or {}, "created_at": row.created_at}
+    return message_dict(row)
 
 
 def message_list_json(page: Page[CachedMessage]) -> bytes:
