@@ -15,7 +15,13 @@ from autobots.runs._errors import classify
 from autobots.runs._recorder import RunRecorder
 from autobots.runs._transcript import UsageMeter, transcript_entry
 from autobots.workflows import service as workflow_service
-from autobots.workflows.builders import BuildContext, CodeExecutionRecord, WorkflowResult, compile_workflow
+from autobots.workflows.builders import (
+    BuildContext,
+    CodeExecutionRecord,
+    WorkflowResult,
+    compile_workflow,
+    strip_termination,
+)
 from autobots.workflows.builders import wall_time_limit as spec_wall_time
 from autobots.workflows.secrets import vault
 from autogen_agentchat.messages import TextMessage
@@ -156,9 +162,9 @@ class RunExecution:
                       reply: str | None, summary: str | None, ctx: BuildContext) -> None:
         finished_at = now()
         if reply is None:
-            spoken = [e["content"] for e in self.transcript if e["source"] != "user" and e["content"]]
-            reply = spoken[-1] if spoken else ""
-            reply = reply.replace(ctx.spec.termination.text or "\0", "").strip()
+            stripped = (strip_termination(e["content"], ctx.spec.termination.text)
+                        for e in reversed(self.transcript) if e["source"] != "user")
+            reply = next((text for text in stripped if text), "")
         message = None
         if self.transcript or status == "completed":
             message = Message(

@@ -7,7 +7,7 @@ from typing import Any, Protocol
 
 from autobots.workflows.builders._context import BuildContext
 from autobots.workflows.builders._proxy import CodeExecutionRecord, UserProxy, extract_code_blocks
-from autobots.workflows.builders._result import WorkflowResult
+from autobots.workflows.builders._result import WorkflowResult, strip_termination
 from autobots.workflows.builders._sequential import SequentialWorkflow
 from autobots.workflows.builders._team import TeamWorkflow, build_team
 from autobots.workflows.builders._termination import wall_time_limit
@@ -44,5 +44,6 @@ __all__ = [
     "build_team",
     "compile_workflow",
     "extract_code_blocks",
+    "strip_termination",
     "wall_time_limit",
 ]
