@@ -14,7 +14,8 @@ def _configure_logging(level: str) -> None:
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # AutoGen logs every message and event at INFO: that is what run events are for, and it would put
     # conversation content in the server log.
-    for name in ("autogen_core", "autogen_agentchat", "autogen_core.events", "httpx", "httpx2"):
+    quiet = ("autogen_core", "autogen_agentchat", "autogen_core.events", "httpx", "httpx2", "alembic.runtime.plugins")
+    for name in quiet:
         logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger().level))
 
 
@@ -78,6 +79,12 @@ def _sandbox_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _worker(args: argparse.Namespace) -> int:
+    from autobots.runs.workers import run_worker
+
+    return run_worker(args.fd)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="autobots", description="Run multi-agent AutoGen workflows as a service.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -95,6 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
     build = sandbox.add_parser("build", help="build the sandbox image (offline when no registry answers)")
     build.add_argument("--force", action="store_true")
     build.set_defaults(handler=_sandbox_build)
+    worker = commands.add_parser("worker", help=argparse.SUPPRESS)  # started by `serve`, never by hand
+    worker.add_argument("--fd", type=int, required=True)
+    worker.set_defaults(handler=_worker)
     return parser
 
 

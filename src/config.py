@@ -56,6 +56,8 @@ class Settings(BaseSettings):
     run_max_messages: int = 50
     run_max_tokens: int | None = None
     max_concurrent_runs: int = 64
+    # Processes that execute runs, so that runs' CPU never delays the API; 0 runs them on the API's event loop.
+    run_workers: int | Literal["auto"] = "auto"
     max_body_bytes: int = 4 * 1024 * 1024
     model_max_retries: int = 3
     model_timeout_s: float = 120.0
@@ -67,6 +69,13 @@ class Settings(BaseSettings):
     def _database_url_not_empty(cls, value: str) -> str:
         if not value.strip():
             raise ValueError("database_url must not be empty")
+        return value
+
+    @field_validator("run_workers")
+    @classmethod
+    def _run_workers_not_negative(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and value < 0:
+            raise ValueError("run_workers must be 0 (in-process), a positive count or \"auto\"")
         return value
 
     @property

@@ -40,9 +40,10 @@ def database_url(tmp_path: Path) -> Iterator[str]:
 
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
-    """Loopback, local auth, the unsafe `local` sandbox (explicitly chosen), no warm pool."""
+    """Loopback, local auth, the unsafe `local` sandbox (explicitly chosen), no warm pool, runs on the app's
+    own event loop (worker processes are exercised by tests/runs and the end-to-end tests)."""
     return Settings(
-        database_url=database_url, auth_mode="local", sandbox="local", sandbox_pool_size=0,
+        database_url=database_url, auth_mode="local", sandbox="local", sandbox_pool_size=0, run_workers=0,
         sandbox_workspace_root=str(tmp_path / "workspaces"), sandbox_default_timeout_s=10,
         run_max_seconds=60, max_body_bytes=256 * 1024,
     )

@@ -4,13 +4,15 @@ The database stays the record. Entries are invalidated after every commit that t
 messages: ORM writes are seen by a flush listener, bulk deletes register themselves (`mark_dirty`).
 A reader stores what it read only if no invalidation happened meanwhile (a version per session), so a
 slow reader never puts back data older than a commit. Only for a database that this process alone
-writes to (SQLite, the embedded default); with PostgreSQL, where other processes may write, it is off.
+writes to (SQLite, the embedded default) — its run workers forward their invalidations (`listeners`); with
+PostgreSQL, where other servers may write, it is off.
 """
 
 from __future__ import annotations
 
 import json
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,6 +48,8 @@ class MessageCache:
         self._versions: dict[str, int] = {}
         self._entries: OrderedDict[str, list[CachedMessage]] = OrderedDict()
         self._owners: dict[str, str] = {}
+        # Told of every invalidation, enabled or not: a run worker forwards them to its API process.
+        self.listeners: list[Callable[[str], None]] = []
 
     def owner(self, session_id: str) -> str | None:
         """Who owns the session, if known here (ownership never changes; a deleted session is forgotten)."""
@@ -80,6 +84,8 @@ class MessageCache:
     def invalidate(self, session_id: str) -> None:
         self._versions[session_id] = self.version(session_id) + 1
         self._entries.pop(session_id, None)
+        for listener in self.listeners:
+            listener(session_id)
 
     def forget_session(self, session_id: str) -> None:
         self.invalidate(session_id)

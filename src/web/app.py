@@ -13,7 +13,7 @@ from autobots.config import Settings, get_settings
 from autobots.db import Database, migrate_to_head, redacted_url
 from autobots.db.message_cache import message_cache
 from autobots.errors import AutobotsError
-from autobots.runs import RunManager
+from autobots.runs import RunManager, worker_count
 from autobots.sandbox import SandboxManager
 from autobots.web.deps import Services
 from autobots.web.errors import install_error_handlers
@@ -47,7 +47,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     await asyncio.to_thread(migrate_to_head, settings.database_url)
     db = Database(settings.database_url)
     message_cache.enabled = db.is_sqlite  # only a database this process alone writes to (see message_cache)
-    sandbox = SandboxManager(settings)
+    workers = worker_count(settings)
+    # With run workers, code runs there (each with its own warm pool); here the sandbox only answers which
+    # backends exist and serves workspace files.
+    sandbox = SandboxManager(settings.model_copy(update={"sandbox_pool_size": 0}) if workers else settings)
     choice = await sandbox.start()
     runs = RunManager(db, settings, sandbox)
     app.state.services = Services(settings=settings, db=db, runs=runs, sandbox=sandbox, metrics=app.state.metrics)
@@ -59,6 +62,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                 " (offline stand-in, not a language model)" if models.is_scripted(default) else "")
     logger.info("limits: %s s, %s messages, %s tokens per run; %s concurrent runs", settings.run_max_seconds,
                 settings.run_max_messages, settings.run_max_tokens, settings.max_concurrent_runs)
+    logger.info("runs execute %s", f"in {workers} worker process(es)" if workers else "in this process")
     await runs.start()
     try:
         yield

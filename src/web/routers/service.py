@@ -47,5 +47,5 @@ async def readyz(services: ServicesDep) -> JSONResponse:
 @router.get("/metrics", response_class=Response)
 async def metrics(services: ServicesDep) -> Response:
     """Prometheus text format."""
-    services.metrics.live_runs.set(len(services.runs._live))
+    services.metrics.live_runs.set(services.runs.live_count)
     return Response(services.metrics.render(), media_type="text/plain; version=0.0.4")

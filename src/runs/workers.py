@@ -1,0 +1,370 @@
+"""Run worker processes: runs execute outside the API process, so reads stay fast while runs use the CPU.
+
+The API process starts `run_workers` children (`python -m autobots worker`), each connected by a Unix
+socket pair carrying JSON lines. A session always goes to the same worker (a hash of its id), so its runs
+stay in order. Both sides share the database, the run ledger being the record; the link carries only what
+must be immediate:
+
+- API → worker: `kick` (a session has queued runs), `cancel` (answered by `reply`), `secrets` (inline
+  model keys, which are never stored), `stop`.
+- worker → API: a live run's `open` (with its events so far), `event`, `close`; `settled` (wake waiters);
+  `changed` (a session's messages were committed: the API process's message cache drops it).
+
+A worker that dies is restarted; runs it held are requeued (resumed from their checkpoint) or failed, as
+after a server crash. A worker whose API process goes away interrupts its runs the same way and exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import math
+import signal
+import socket
+import subprocess
+import sys
+import zlib
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from autobots.config import Settings
+from autobots.errors import Conflict
+from autobots.runs._channel import Event
+from autobots.runs._engine import LiveSink, RunEngine, RunObserver
+
+logger = logging.getLogger("autobots.runs.workers")
+LINE_LIMIT = 64 * 1024 * 1024
+STOP_TIMEOUT_S = 30.0
+RESTART_BACKOFF_S = (0.5, 1.0, 2.0, 5.0, 10.0)
+
+
+def _dumps(message: dict[str, Any]) -> bytes:
+    return json.dumps(message, separators=(",", ":")).encode() + b"\n"
+
+
+def _event_message(run_id: str, event: Event) -> dict[str, Any]:
+    return {"op": "event", "run": run_id, "seq": event.seq, "type": event.type, "data": event.data,
+            "at": event.created_at}
+
+
+def _event_of(message: dict[str, Any]) -> Event:
+    return Event(seq=message["seq"], type=message["type"], data=message["data"], created_at=message["at"])
+
+
+def worker_for(session_id: str, count: int) -> int:
+    """The worker index of a session: stable across processes and restarts."""
+    return zlib.crc32(session_id.encode()) % count
+
+
+# -- the API process's side ------------------------------------------------------------------------------------
+
+
+class _Link:
+    """One worker process and the API process's end of its socket."""
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.process: asyncio.subprocess.Process | None = None
+        self.writer: asyncio.StreamWriter | None = None
+        self.reader_task: asyncio.Task[None] | None = None
+        self.sinks: dict[str, LiveSink] = {}
+        self.replies: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self.next_request = 0
+        self.failures = 0
+
+    def send(self, message: dict[str, Any]) -> bool:
+        if self.writer is None or self.writer.is_closing():
+            return False
+        self.writer.write(_dumps(message))
+        return True
+
+
+class WorkerPool:
+    """The API process's handle on its run workers; the same door as an in-process `RunEngine`.
+
+    Args:
+        settings: Server settings, handed to every worker.
+        observer: The API process's live channels and waiters.
+        count: How many workers.
+        secrets: The inline model keys held so far (workflow id → model name → key).
+        on_restart: Called (with the worker index) after a dead worker was replaced: recover its runs.
+    """
+
+    def __init__(self, settings: Settings, observer: RunObserver, *, count: int,
+                 secrets: Callable[[], dict[str, dict[str, str]]],
+                 on_restart: Callable[[int], Awaitable[None]],
+                 on_changed: Callable[[str], None]) -> None:
+        self.settings = settings
+        self.observer = observer
+        self.count = count
+        self._secrets = secrets
+        self._on_restart = on_restart
+        self._on_changed = on_changed
+        self._links = [_Link(index) for index in range(count)]
+        self._stopping = False
+
+    @property
+    def live_count(self) -> int:
+        return sum(len(link.sinks) for link in self._links)
+
+    def holds(self, run_id: str) -> bool:
+        """Runs held by workers are recognised by their owner (a live process on this host)."""
+        return False
+
+    def pids(self) -> list[int]:
+        return [link.process.pid for link in self._links if link.process is not None]
+
+    async def start(self) -> None:
+        await asyncio.gather(*(self._spawn(link) for link in self._links))
+
+    def kick(self, session_id: str) -> None:
+        self._links[worker_for(session_id, self.count)].send({"op": "kick", "session": session_id})
+
+    async def cancel(self, run_id: str, session_id: str) -> None:
+        link = self._links[worker_for(session_id, self.count)]
+        link.next_request += 1
+        request = link.next_request
+        reply = asyncio.get_running_loop().create_future()
+        link.replies[request] = reply
+        if not link.send({"op": "cancel", "id": request, "run": run_id, "session": session_id}):
+            link.replies.pop(request, None)
+            raise Conflict("the run's worker is restarting; retry shortly", code="worker_restarting")
+        answer = await reply
+        if answer.get("error"):
+            raise Conflict(answer["error"]["message"], code=answer["error"]["code"])
+
+    def share_secrets(self, workflow_id: str, keys: dict[str, str] | None) -> None:
+        for link in self._links:
+            link.send({"op": "secrets", "workflow": workflow_id, "keys": keys})
+
+    async def shutdown(self) -> None:
+        """Ask every worker to interrupt its runs (they are requeued) and exit; kill those that do not."""
+        self._stopping = True
+        for link in self._links:
+            link.send({"op": "stop"})
+        await asyncio.gather(*(self._reap(link) for link in self._links))
+
+    async def _reap(self, link: _Link) -> None:
+        if link.process is None:
+            return
+        try:
+            await asyncio.wait_for(link.process.wait(), timeout=STOP_TIMEOUT_S)
+        except TimeoutError:
+            logger.warning("run worker %d did not stop in %g s; killing it", link.index, STOP_TIMEOUT_S)
+            link.process.kill()
+            await link.process.wait()
+        if link.reader_task is not None:
+            await link.reader_task
+
+    async def _spawn(self, link: _Link) -> None:
+        ours, theirs = socket.socketpair()
+        try:
+            link.process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "autobots", "worker", "--fd", str(theirs.fileno()),
+                pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL)
+        finally:
+            theirs.close()
+        reader, link.writer = await asyncio.open_unix_connection(sock=ours, limit=LINE_LIMIT)
+        link.send({"op": "hello", "index": link.index, "count": self.count,
+                   "settings": self.settings.model_dump(mode="json"), "secrets": self._secrets(),
+                   "max_concurrent": math.ceil(self.settings.max_concurrent_runs / self.count)})
+        link.reader_task = asyncio.create_task(self._read(link, reader), name=f"run-worker-{link.index}")
+        logger.info("run worker %d started (pid %d)", link.index, link.process.pid)
+
+    async def _read(self, link: _Link, reader: asyncio.StreamReader) -> None:
+        try:
+            while line := await reader.readline():
+                await self._handle(link, json.loads(line))
+        except (ConnectionError, ValueError, asyncio.LimitOverrunError):
+            logger.exception("run worker %d: broken link", link.index)
+        finally:
+            await self._lost(link)
+
+    async def _handle(self, link: _Link, message: dict[str, Any]) -> None:
+        op = message["op"]
+        if op == "event":
+            sink = link.sinks.get(message["run"])
+            if sink is not None:
+                await sink.append(_event_of(message))
+        elif op == "open":
+            link.sinks[message["run"]] = self.observer.open(message["run"], [_event_of(e) for e in message["events"]])
+        elif op == "close":
+            sink = link.sinks.pop(message["run"], None)
+            if sink is not None:
+                await sink.close()
+        elif op == "discard":
+            self.observer.discard(message["run"])
+        elif op == "settled":
+            self.observer.settled(message["run"])
+        elif op == "changed":
+            self._on_changed(message["session"])
+        elif op == "reply":
+            reply = link.replies.pop(message["id"], None)
+            if reply is not None and not reply.done():
+                reply.set_result(message)
+        elif op == "ready":
+            link.failures = 0
+
+    async def _lost(self, link: _Link) -> None:
+        """The worker's socket closed: it stopped or died. Close its live channels; unless the server is
+        stopping, start a new worker and recover the runs the old one held."""
+        if link.writer is not None:
+            link.writer.close()
+            link.writer = None
+        for run_id, sink in list(link.sinks.items()):
+            await sink.close()
+            self.observer.discard(run_id)
+            self.observer.settled(run_id)
+        link.sinks.clear()
+        for reply in link.replies.values():
+            if not reply.done():
+                reply.set_result({"error": {"code": "worker_restarting",
+                                            "message": "the run's worker stopped; retry shortly"}})
+        link.replies.clear()
+        if link.process is not None:
+            code = await link.process.wait()  # reaped: its pid no longer counts as a live run owner
+        else:
+            code = None
+        if self._stopping:
+            return
+        link.failures += 1
+        delay = RESTART_BACKOFF_S[min(link.failures, len(RESTART_BACKOFF_S)) - 1]
+        logger.error("run worker %d exited unexpectedly (status %s); restarting it in %g s", link.index, code, delay)
+        await asyncio.sleep(delay)
+        if self._stopping:
+            return
+        await self._spawn(link)
+        try:
+            await self._on_restart(link.index)
+        except Exception:
+            logger.exception("run worker %d: recovering its runs failed", link.index)
+
+
+# -- the worker's side -------------------------------------------------------------------------------------------
+
+
+class _RemoteSink:
+    def __init__(self, link: _WorkerSide, run_id: str) -> None:
+        self.link = link
+        self.run_id = run_id
+
+    async def append(self, event: Event) -> None:
+        self.link.send(_event_message(self.run_id, event))
+        await self.link.drain()
+
+    async def close(self) -> None:
+        self.link.send({"op": "close", "run": self.run_id})
+
+
+class _WorkerSide:
+    """A worker's end of the link: a `RunObserver` for its engine."""
+
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        self.writer = writer
+
+    def send(self, message: dict[str, Any]) -> None:
+        if not self.writer.is_closing():
+            self.writer.write(_dumps(message))
+
+    async def drain(self) -> None:
+        with contextlib.suppress(ConnectionError):
+            await self.writer.drain()
+
+    def open(self, run_id: str, initial: list[Event]) -> LiveSink:
+        self.send({"op": "open", "run": run_id,
+                   "events": [_event_message(run_id, event) for event in initial]})
+        return _RemoteSink(self, run_id)
+
+    def discard(self, run_id: str) -> None:
+        self.send({"op": "discard", "run": run_id})
+
+    def settled(self, run_id: str) -> None:
+        self.send({"op": "settled", "run": run_id})
+
+    def changed(self, session_id: str) -> None:
+        self.send({"op": "changed", "session": session_id})
+
+
+def run_worker(fd: int) -> int:
+    """The body of `python -m autobots worker --fd N`."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C reaches the API process, which stops us
+    return asyncio.run(_serve(fd))
+
+
+async def _serve(fd: int) -> int:
+    from autobots.db import Database
+    from autobots.db.message_cache import message_cache
+    from autobots.sandbox import SandboxManager
+    from autobots.workflows.secrets import vault
+
+    reader, writer = await asyncio.open_unix_connection(sock=socket.socket(fileno=fd), limit=LINE_LIMIT)
+    hello = json.loads(await reader.readline())
+    settings = Settings(**hello["settings"])
+    logging.getLogger().setLevel(settings.log_level.upper())
+    for workflow_id, keys in hello["secrets"].items():
+        vault.put(workflow_id, keys)
+    link = _WorkerSide(writer)
+    message_cache.enabled = False
+    message_cache.listeners.append(link.changed)
+    db = Database(settings.database_url)
+    sandbox = SandboxManager(settings)
+    await sandbox.start()
+    engine = RunEngine(db, settings, sandbox, link, max_concurrent=hello["max_concurrent"])
+    await engine.start()
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    link.send({"op": "ready"})
+    commands = asyncio.create_task(_obey(reader, link, engine, vault, stop))
+    await stop.wait()
+    commands.cancel()
+    try:
+        await engine.shutdown()
+    finally:
+        await sandbox.stop()
+        await db.dispose()
+        link.send({"op": "stopped"})
+        with contextlib.suppress(ConnectionError):
+            await writer.drain()
+        writer.close()
+    return 0
+
+
+async def _obey(reader: asyncio.StreamReader, link: _WorkerSide, engine: RunEngine, vault: Any,
+                stop: asyncio.Event) -> None:
+    """Commands from the API process, until `stop` or until the API process is gone."""
+    pending: set[asyncio.Task[None]] = set()
+    try:
+        while line := await reader.readline():
+            message = json.loads(line)
+            op = message["op"]
+            if op == "kick":
+                engine.kick(message["session"])
+            elif op == "cancel":
+                task = asyncio.create_task(_answer_cancel(link, engine, message))
+                pending.add(task)
+                task.add_done_callback(pending.discard)
+            elif op == "secrets":
+                if message["keys"]:
+                    vault.put(message["workflow"], message["keys"])
+                else:
+                    vault.forget(message["workflow"])
+            elif op == "stop":
+                break
+    except (ConnectionError, ValueError):
+        logger.warning("run worker: broken link to the API process", exc_info=True)
+    finally:
+        stop.set()
+
+
+async def _answer_cancel(link: _WorkerSide, engine: RunEngine, message: dict[str, Any]) -> None:
+    answer: dict[str, Any] = {"op": "reply", "id": message["id"], "error": None}
+    try:
+        await engine.cancel(message["run"], message["session"])
+    except Conflict as exc:
+        answer["error"] = {"code": exc.code, "message": exc.message}
+    except Exception:
+        logger.exception("run %s: cancel failed", message["run"])
+        answer["error"] = {"code": "cancel_failed", "message": "the run could not be cancelled; retry shortly"}
+    link.send(answer)
