@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import fcntl
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -9,6 +12,7 @@ from pathlib import Path
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.util import await_only
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 _ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
@@ -41,6 +45,36 @@ def redacted_url(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
+class SqliteWriteLock:
+    """Serializes write transactions across this server's processes (API and run workers) on a lock file.
+
+    SQLite's own busy handler makes a writer that finds the database locked by another process sleep
+    (1, 2, 5 … 100 ms) and try again, so under many small transactions from several processes writers
+    starve. An exclusive `flock` queues them in the kernel instead: a waiter wakes when the lock is
+    released. Taken when a write transaction begins, released when its connection goes back to the pool.
+    """
+
+    def __init__(self, database_path: str) -> None:
+        self._fd = os.open(f"{database_path}.writelock", os.O_RDWR | os.O_CREAT, 0o600)
+        self._held = False
+
+    async def acquire(self) -> None:
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            await asyncio.to_thread(fcntl.flock, self._fd, fcntl.LOCK_EX)
+        self._held = True
+
+    def release(self) -> None:
+        if self._held:
+            self._held = False
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        self.release()
+        os.close(self._fd)
+
+
 class Database:
     """The process's engines and session factories.
 
@@ -54,6 +88,9 @@ class Database:
         ensure_sqlite_directory(url)
         self.url = url
         self.is_sqlite = make_url(url).get_backend_name() == "sqlite"
+        database = make_url(url).database
+        self._write_lock = (SqliteWriteLock(str(Path(database).resolve()))
+                            if self.is_sqlite and database and database != ":memory:" else None)
         self.engine = self._engine(url, begin="BEGIN IMMEDIATE", writer=True)
         self.read_engine = self._engine(url, begin="BEGIN", writer=False) if self.is_sqlite else self.engine
         self.sessionmaker = async_sessionmaker(self.engine, class_=AsyncSession, expire_on_commit=False)
@@ -74,11 +111,20 @@ class Database:
             _sqlite_pragmas(dbapi_connection)
             dbapi_connection.isolation_level = None  # we issue BEGIN ourselves (below)
 
+        lock = self._write_lock if writer else None
+
         def on_begin(connection) -> None:  # type: ignore[no-untyped-def]
+            if lock is not None:
+                await_only(lock.acquire())  # we run in SQLAlchemy's greenlet: this awaits on the event loop
             connection.exec_driver_sql(begin)
+
+        def on_checkin(_dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+            if lock is not None:
+                lock.release()
 
         event.listen(engine.sync_engine, "connect", on_connect)
         event.listen(engine.sync_engine, "begin", on_begin)
+        event.listen(engine.sync_engine.pool, "checkin", on_checkin)
         return engine
 
     @asynccontextmanager
@@ -109,6 +155,9 @@ class Database:
         await self.engine.dispose()
         if self.read_engine is not self.engine:
             await self.read_engine.dispose()
+        if self._write_lock is not None:
+            self._write_lock.close()
+            self._write_lock = None
 
 
 def _sqlite_pragmas(dbapi_connection) -> None:  # type: ignore[no-untyped-def]

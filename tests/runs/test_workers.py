@@ -1,0 +1,163 @@
+"""Runs in worker processes: a real server (`run_workers = 2`), its workers, and what the API sees of them."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import ServerProcess, launch_server, stop_and_check, wait_ready
+from tests.support.openai_server import FakeOpenAIServer
+
+pytestmark = pytest.mark.e2e
+TERMINAL = ("completed", "failed", "cancelled")
+
+
+def chat_spec(base_url: str, messages: int, **model: str) -> dict:
+    return {
+        "name": "two-talkers", "type": "autonomous",
+        "models": {"default": {"provider": "openai", "model": "local-model", "base_url": base_url, **model}},
+        "agents": [{"name": "alice", "system_message": "You talk."}, {"name": "bob", "system_message": "You talk."}],
+        "sender": "bob", "receiver": "alice",
+        "termination": {"max_messages": messages},
+    }
+
+
+def children_of(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/stat").exists() and " Z " not in Path(f"/proc/{pid}/stat").read_text()
+
+
+def wait_for(predicate, timeout: float = 30.0, step: float = 0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(step)
+    raise AssertionError("condition not reached in time")
+
+
+@pytest.fixture
+def model() -> Iterator[FakeOpenAIServer]:
+    with FakeOpenAIServer(latency_ms=100, terminate_after=None) as server:
+        yield server
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[ServerProcess]:
+    started = wait_ready(launch_server(tmp_path / "server", f"sqlite:///{tmp_path / 'db.sqlite'}",
+                                       AUTOBOTS_RUN_WORKERS="2"))
+    try:
+        yield started
+    finally:
+        started.stop()
+
+
+def start_run(base: str, spec: dict, content: str = "chat") -> tuple[str, str]:
+    session = httpx.post(f"{base}/api/v1/sessions", json={"workflow": spec}).json()
+    posted = httpx.post(f"{base}/api/v1/sessions/{session['id']}/messages", json={"content": content})
+    assert posted.status_code == 202, posted.text
+    return session["id"], posted.json()["run"]["id"]
+
+
+def message_events(base: str, run_id: str) -> list[dict]:
+    return [e for e in httpx.get(f"{base}/api/v1/runs/{run_id}/events").json() if e["type"] == "message"]
+
+
+def test_the_server_starts_the_configured_number_of_workers(server: ServerProcess) -> None:
+    assert len(wait_for(lambda: len(children_of(server.process.pid)) == 2 and children_of(server.process.pid))) == 2
+    assert "runs execute in 2 worker process(es)" in server.log()
+
+
+def test_a_run_streams_every_event_in_order_from_a_worker(server: ServerProcess, model: FakeOpenAIServer) -> None:
+    session = httpx.post(f"{server.base_url}/api/v1/sessions", json={"workflow": chat_spec(model.base_url, 4)}).json()
+    with httpx.stream("POST", f"{server.base_url}/api/v1/sessions/{session['id']}/messages",
+                      json={"content": "chat"}, headers={"accept": "text/event-stream"}, timeout=30) as response:
+        events = [json.loads(line[len("data: "):]) for line in response.iter_lines() if line.startswith("data: ")]
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    assert [e["type"] for e in events] == ["run.queued", "run.started", *["message"] * 4, "run.completed", "done"]
+
+
+def test_the_reply_is_readable_as_soon_as_a_waited_run_returns(server: ServerProcess,
+                                                              model: FakeOpenAIServer) -> None:
+    base = server.base_url
+    session = httpx.post(f"{base}/api/v1/sessions", json={"workflow": chat_spec(model.base_url, 2)}).json()
+    for round_ in range(3):
+        before = httpx.get(f"{base}/api/v1/sessions/{session['id']}/messages").json()["data"]  # fills the cache
+        assert len(before) == 2 * round_
+        posted = httpx.post(f"{base}/api/v1/sessions/{session['id']}/messages", params={"wait": "true"},
+                            json={"content": f"round {round_}"}, timeout=30).json()
+        after = httpx.get(f"{base}/api/v1/sessions/{session['id']}/messages").json()["data"]
+        assert after[0]["id"] == posted["run"]["reply_message_id"]
+        assert len(after) == 2 * round_ + 2
+
+
+def test_a_live_run_in_a_worker_can_be_cancelled(server: ServerProcess, model: FakeOpenAIServer) -> None:
+    base = server.base_url
+    _, run_id = start_run(base, chat_spec(model.base_url, 40))
+    wait_for(lambda: len(message_events(base, run_id)) >= 1)
+    cancelled = httpx.post(f"{base}/api/v1/runs/{run_id}/cancel")
+    assert cancelled.status_code == 200, cancelled.text
+    run = wait_for(lambda: (r := httpx.get(f"{base}/api/v1/runs/{run_id}").json())["status"] in TERMINAL and r)
+    assert run["status"] == "cancelled"
+
+
+def test_an_inline_api_key_reaches_the_worker_but_no_response(server: ServerProcess,
+                                                              model: FakeOpenAIServer) -> None:
+    spec = chat_spec(model.base_url, 2, api_key="sk-inline-secret-123")
+    session_id, run_id = start_run(server.base_url, spec)
+    run = wait_for(lambda: (r := httpx.get(f"{server.base_url}/api/v1/runs/{run_id}").json())["status"]
+                   in TERMINAL and r)
+    assert run["status"] == "completed", run
+    requests = model.chat_requests()
+    assert requests and all(r.authorization == "Bearer sk-inline-secret-123" for r in requests)
+    assert "sk-inline-secret-123" not in httpx.get(f"{server.base_url}/api/v1/sessions/{session_id}").text
+    assert "sk-inline-secret-123" not in server.log()
+
+
+def test_a_killed_worker_is_replaced_and_its_run_resumes(server: ServerProcess, model: FakeOpenAIServer) -> None:
+    base = server.base_url
+    workers = wait_for(lambda: len(children_of(server.process.pid)) == 2 and children_of(server.process.pid))
+    _, run_id = start_run(base, chat_spec(model.base_url, 8))
+    wait_for(lambda: len(message_events(base, run_id)) >= 2)
+    for pid in workers:
+        os.kill(pid, signal.SIGKILL)
+    run = wait_for(lambda: (r := httpx.get(f"{base}/api/v1/runs/{run_id}").json())["status"] in TERMINAL and r,
+                   timeout=60)
+    assert run["status"] == "completed", run
+    assert run["attempt"] == 2
+    sources = [e["data"]["source"] for e in message_events(base, run_id)]
+    assert sources == ["alice", "bob"] * 4
+    replacements = children_of(server.process.pid)
+    assert len(replacements) == 2 and not set(replacements) & set(workers)
+
+
+def test_stopping_the_server_stops_its_workers(tmp_path: Path) -> None:
+    server = wait_ready(launch_server(tmp_path / "server", f"sqlite:///{tmp_path / 'db.sqlite'}",
+                                      AUTOBOTS_RUN_WORKERS="2"))
+    workers = wait_for(lambda: len(children_of(server.process.pid)) == 2 and children_of(server.process.pid))
+    stop_and_check(server)
+    wait_for(lambda: not any(alive(pid) for pid in workers), timeout=10)
