@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from autobots.db import Database
 from autobots.db.message_cache import MAX_MESSAGES, CachedMessage, message_cache, render_message
 from autobots.db.repositories import (
     MessageRepository,
@@ -114,6 +115,19 @@ async def ensure_owner(session: AsyncSession, *, user_id: str, session_id: str) 
     message_cache.remember_owner(row.id, row.user_id)
 
 
+async def owned_messages_json(db: Database, *, user_id: str, session_id: str,
+                              page: PageQuery) -> Page[CachedMessage]:
+    """The page of the user's session's messages rendered as JSON (SessionNotFound unless the user owns it).
+    When the cache knows the owner and holds the messages, no database session is opened at all."""
+    if message_cache.owner(session_id) == user_id:
+        messages = message_cache.get(session_id)
+        if messages is not None:
+            return page_of(messages, page)
+    async with db.read_session() as session:
+        await ensure_owner(session, user_id=user_id, session_id=session_id)
+        return await list_messages_json(session, session_id=session_id, page=page)
+
+
 async def list_messages_json(session: AsyncSession, *, session_id: str, page: PageQuery) -> Page[CachedMessage]:
     """Like `list_messages`, each message already rendered as JSON, served from the message cache when it
     can be (see autobots.db.message_cache); paging has the same meaning as the database listing."""
@@ -139,14 +153,13 @@ async def _render_page_from_database(session: AsyncSession, *, session_id: str,
 
 def page_of(messages: list[CachedMessage], page: PageQuery) -> Page[CachedMessage]:
     """The page of `messages` (oldest first) that `Repository.paginate` would return for `page`."""
-    position = {message.id: index for index, message in enumerate(messages)}
     low, high = 0, len(messages)
     for cursor, forward in ((page.after, True), (page.before, False)):
         if cursor is None:
             continue
-        if cursor not in position:
+        index = _position(messages, cursor)
+        if index is None:
             return Page(rows=[], has_more=False)
-        index = position[cursor]
         if (page.order == "asc") == forward:
             low = max(low, index + 1)
         else:
@@ -160,6 +173,13 @@ def page_of(messages: list[CachedMessage], page: PageQuery) -> Page[CachedMessag
     if reverse:
         rows.reverse()
     return Page(rows=rows, has_more=has_more)
+
+
+def _position(messages: list[CachedMessage], message_id: str) -> int | None:
+    for index, message in enumerate(messages):
+        if message.id == message_id:
+            return index
+    return None
 
 
 async def clear_messages(session: AsyncSession, *, row: ChatSession) -> int:

@@ -1,4 +1,8 @@
-"""Request-scoped dependencies: the process services and the unit of work."""
+"""Request-scoped dependencies: the process services and the unit of work.
+
+Dependencies that do no I/O are still `async def`: FastAPI runs a plain `def` dependency in the thread
+pool, a thread hop (and its locking) per request for what is an attribute read.
+"""
 
 from __future__ import annotations
 
@@ -33,7 +37,7 @@ class Services:
         return SandboxView(frozenset(choice.available), choice.kind)
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
     return request.app.state.services  # type: ignore[no-any-return]
 
 
@@ -49,7 +53,7 @@ async def get_db_session(request: Request,
         yield session
 
 
-def page_query(
+async def page_query(
     limit: Annotated[int, Query(ge=1, le=100, description="Page size")] = 20,
     order: Annotated[Literal["asc", "desc"], Query(description="Sort by creation")] = "desc",
     after: Annotated[str | None, Query(max_length=64, description="Cursor: an id from the previous page")] = None,

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 import time
-import uuid
+from collections.abc import Callable
 from typing import Any
 
 from autobots.web.errors import error_body
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+MAX_REQUEST_ID_LENGTH = 100
 
 
 class BodyTooLarge(StarletteHTTPException):
@@ -17,11 +20,21 @@ class BodyTooLarge(StarletteHTTPException):
         super().__init__(413, f"the body is larger than the limit of {limit} bytes")
 
 
-class RequestContextMiddleware:
-    """Adds `x-request-id` to every response, refuses bodies over the limit with 413, counts requests."""
+def new_request_id() -> bytes:
+    return b"req_" + os.urandom(16).hex().encode()
 
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int, metrics: Any) -> None:
+
+class RequestContextMiddleware:
+    """Adds `x-request-id` to every response, refuses bodies over the limit with 413, counts requests.
+
+    `wrap_posts` wraps the app for POST requests only (the idempotency layer): other methods go straight
+    to the app, so a GET does not pass through what it never needs.
+    """
+
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int, metrics: Any,
+                 wrap_posts: Callable[[ASGIApp], ASGIApp] | None = None) -> None:
         self.app = app
+        self.post_app = wrap_posts(app) if wrap_posts is not None else app
         self.max_body_bytes = max_body_bytes
         self.metrics = metrics
 
@@ -29,26 +42,28 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id_header = declared = None
+        started = time.perf_counter()
+        request_id = declared = None
         for name, value in scope["headers"]:
             if name == b"x-request-id":
-                request_id_header = value
+                request_id = value[:MAX_REQUEST_ID_LENGTH]
             elif name == b"content-length":
                 declared = value
-        request_id = (request_id_header or b"").decode("latin-1")[:100] or f"req_{uuid.uuid4().hex}"
-        started = time.perf_counter()
-        status_holder = {"status": 500, "sent": False}
+        id_header = (b"x-request-id", request_id or new_request_id())
+        status = 500
+        sent = False
 
         async def send_with_id(message: Message) -> None:
+            nonlocal status, sent
             if message["type"] == "http.response.start":
-                status_holder["status"] = message["status"]
-                status_holder["sent"] = True
-                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode("latin-1"))]
+                status = message["status"]
+                sent = True
+                message["headers"] = [*message.get("headers", ()), id_header]
             await send(message)
 
         if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
             await self._too_large(send_with_id)
-            self._observe(scope, status_holder["status"], started)
+            self._observe(scope, status, started)
             return
         received = 0
 
@@ -62,11 +77,11 @@ class RequestContextMiddleware:
             return message
 
         try:
-            await self.app(scope, limited_receive, send_with_id)
+            await (self.post_app if scope["method"] == "POST" else self.app)(scope, limited_receive, send_with_id)
         except BodyTooLarge:
-            if not status_holder["sent"]:
+            if not sent:
                 await self._too_large(send_with_id)
-        self._observe(scope, status_holder["status"], started)
+        self._observe(scope, status, started)
 
     async def _too_large(self, send: Send) -> None:
         body = json.dumps(error_body("invalid_request_error",
@@ -79,5 +94,4 @@ class RequestContextMiddleware:
     def _observe(self, scope: Scope, status: int, started: float) -> None:
         route = scope.get("route")
         path = getattr(route, "path", None) or "unmatched"
-        self.metrics.requests.labels(scope["method"], path, str(status)).inc()
-        self.metrics.latency.labels(scope["method"], path).observe(time.perf_counter() - started)
+        self.metrics.observe_request(scope["method"], path, status, time.perf_counter() - started)

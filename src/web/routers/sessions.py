@@ -89,10 +89,12 @@ async def delete_session(chat: SessionFromPath, db: DbSession) -> Response:
 
 
 @router.get("/{session_id}/messages", response_model=ListOf[MessageOut], responses=NOT_FOUND)
-async def list_messages(session_id: str, user: CurrentUser, db: DbSession, page: Pagination) -> Response:
-    """The session's history (the hot read path: one read, serialized without re-validation)."""
-    await session_service.ensure_owner(db, user_id=user.id, session_id=session_id)
-    rendered = await session_service.list_messages_json(db, session_id=session_id, page=page)
+async def list_messages(session_id: str, user: CurrentUser, services: ServicesDep, page: Pagination) -> Response:
+    """The session's history."""
+    # The hot read path: served from the message cache without a database session when it can be, and
+    # the rendered JSON is sent as it is (no response_model re-validation).
+    rendered = await session_service.owned_messages_json(services.db, user_id=user.id, session_id=session_id,
+                                                         page=page)
     return Response(message_list_json(rendered), media_type="application/json")
 
 
