@@ -48,6 +48,47 @@ def proc_rss_mb(pid: int) -> tuple[float, float]:
     return values.get("VmRSS", 0.0), values.get("VmHWM", 0.0)
 
 
+def tree_pids(pid: int) -> list[int]:
+    """The process and its descendants (the server and its run workers)."""
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            raw = (entry / "stat").read_text()
+        except OSError:
+            continue
+        parents.setdefault(int(raw[raw.rindex(")") + 2:].split()[1]), []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo.extend(parents.get(current, []))
+    return found
+
+
+def tree_cpu_s(pid: int) -> float:
+    """CPU seconds of a process and its living descendants."""
+    total = 0.0
+    for member in tree_pids(pid):
+        try:
+            total += proc_cpu_s(member)
+        except OSError:
+            pass
+    return total
+
+
+def tree_rss_mb(pid: int) -> float:
+    """Summed VmRSS of a process and its descendants (pages they share are counted in each)."""
+    total = 0.0
+    for member in tree_pids(pid):
+        try:
+            total += proc_rss_mb(member)[0]
+        except OSError:
+            pass
+    return total
+
+
 def self_cpu_s() -> float:
     return time.process_time()
 

@@ -21,9 +21,11 @@ from bench._common import (
     create_workflow,
     fmt,
     percentile,
-    proc_cpu_s,
     proc_rss_mb,
     run_json,
+    tree_cpu_s,
+    tree_pids,
+    tree_rss_mb,
     workflow_spec,
 )
 
@@ -43,7 +45,7 @@ class RssSampler(threading.Thread):
     def run(self) -> None:
         while not self.stop.is_set():
             try:
-                self.samples.append(proc_rss_mb(self.pid)[0])
+                self.samples.append(tree_rss_mb(self.pid))
             except OSError:
                 return
             self.stop.wait(self.interval_s)
@@ -69,14 +71,14 @@ def verify(client: httpx.Client, sessions: list[str]) -> dict[str, Any]:
 
 def service_load(server: Server, model_url: str, count: int, out: Path, quick: bool = False) -> dict[str, Any]:
     result: dict[str, Any] = {}
-    result["rss_idle_start_mb"] = proc_rss_mb(server.pid)[0]
+    result["rss_idle_start_mb"] = tree_rss_mb(server.pid)
     with httpx.Client(base_url=server.base_url, timeout=60) as client:
         workflow = create_workflow(client, workflow_spec(model_url, MESSAGES, name="concurrency"))
         sessions = create_sessions(client, workflow, count)
         ids_file = out / "concurrency-sessions.json"
         ids_file.write_text(json.dumps(sessions))
         time.sleep(0.1 if quick else 0.5)
-        result["rss_idle_mb"] = proc_rss_mb(server.pid)[0]
+        result["rss_idle_mb"] = tree_rss_mb(server.pid)
         stop_file = out / "concurrency-reader.stop"
         stop_file.unlink(missing_ok=True)
         env = clean_env()
@@ -87,12 +89,12 @@ def service_load(server: Server, model_url: str, count: int, out: Path, quick: b
         time.sleep(0.3 if quick else 1.0)  # the reader's imports, before the load starts
         sampler = RssSampler(server.pid)
         sampler.start()
-        cpu0 = proc_cpu_s(server.pid)
+        cpu0 = tree_cpu_s(server.pid)
         try:
             load = run_json(["-m", "bench.loadgen", "--base-url", server.base_url, "--sessions", str(ids_file),
                              "--timeout-s", "300"], timeout_s=400, log=out / "loadgen.log")
         finally:
-            cpu = proc_cpu_s(server.pid) - cpu0
+            cpu = tree_cpu_s(server.pid) - cpu0
             sampler.stop.set()
             sampler.join(timeout=5)
             stop_file.touch()
@@ -103,7 +105,8 @@ def service_load(server: Server, model_url: str, count: int, out: Path, quick: b
                 reader_out, _ = reader.communicate(timeout=10)
         reads = json.loads(reader_out.strip().splitlines()[-1]) if reader_out.strip() else {"latencies_ms": []}
         result["rss_peak_under_load_mb"] = max(sampler.samples, default=float("nan"))
-        result["rss_hwm_mb"] = proc_rss_mb(server.pid)[1]
+        result["rss_hwm_mb"] = sum(proc_rss_mb(pid)[1] for pid in tree_pids(server.pid))
+        result["processes"] = len(tree_pids(server.pid))
         result["verify"] = verify(client, sessions)
     result.update(load=load, cpu_s=cpu, reads=reads)
     return result
@@ -170,7 +173,8 @@ def run(quick: bool, out: Path) -> dict[str, Any]:
         f"- Slowest POST (202) answered after {fmt(load.get('accepted_max_s') or float('nan'), 2)} s.",
     ]
     memory_md = [
-        "Resident memory (VmRSS from `/proc/<pid>/status`) of the server process:", "",
+        f"Resident memory (VmRSS from `/proc/<pid>/status`), summed over the server's {service.get('processes', 1)} "
+        "processes (the API process and its run workers; pages they share are counted in each):", "",
         "| state | RSS (MiB) |", "|---|---:|",
         f"| idle, just started | {fmt(service['rss_idle_start_mb'], 1)} |",
         f"| idle, {count} sessions created | {fmt(service['rss_idle_mb'], 1)} |",

@@ -16,8 +16,8 @@ from bench._common import (
     create_workflow,
     fmt,
     median,
-    proc_cpu_s,
     run_json,
+    tree_cpu_s,
     workflow_spec,
 )
 
@@ -46,9 +46,9 @@ def service_runs(server: Server, model_url: str, runs: int, warmup: int) -> dict
         sessions = create_sessions(client, workflow, warmup + runs)
         for session_id in sessions[:warmup]:
             post_and_wait(client, session_id, MESSAGES)
-        cpu0, wall0 = proc_cpu_s(server.pid), time.perf_counter()
+        cpu0, wall0 = tree_cpu_s(server.pid), time.perf_counter()
         walls = [post_and_wait(client, session_id, MESSAGES) for session_id in sessions[warmup:]]
-        wall, cpu = time.perf_counter() - wall0, proc_cpu_s(server.pid) - cpu0
+        wall, cpu = time.perf_counter() - wall0, tree_cpu_s(server.pid) - cpu0
     return {"run_walls": walls, "wall_s": wall, "cpu_s": cpu, "turns": runs * MESSAGES}
 
 
@@ -76,7 +76,8 @@ def run(quick: bool, out: Path) -> dict[str, Any]:
         f"at the fake server (own process, 0 ms latency). {runs} measured runs after {warmup} warm-up run(s), "
         "one after the other. Service: `POST /api/v1/sessions/{id}/messages?wait=true` over HTTP to "
         "`python -m autobots serve` (temporary SQLite, `AUTOBOTS_SANDBOX=none`, default log level INFO); "
-        "service CPU read from `/proc/<pid>/stat` of the server process. Library: `bench/library_run.py`, "
+        "service CPU read from `/proc/<pid>/stat` of the server process and its run workers. "
+        "Library: `bench/library_run.py`, "
         "the same `RoundRobinGroupChat.run()` with `OpenAIChatCompletionClient` in a plain script.",
         "",
         "| | service | library | ratio |",

@@ -129,7 +129,7 @@ def record(server: Server, model_url: str, runs: int, out: Path, fmt_: str, rate
         workflow = create_workflow(client, workflow_spec(model_url, MESSAGES))
         sessions = create_sessions(client, workflow, runs + 1)
         post_and_wait(client, sessions[0], MESSAGES)  # warm-up, outside the profile
-        spy = subprocess.Popen(["py-spy", "record", "--pid", str(server.pid), "--rate", str(rate),
+        spy = subprocess.Popen(["py-spy", "record", "--pid", str(server.pid), "--subprocesses", "--rate", str(rate),
                                 "--format", fmt_, "--output", str(target), "--nonblocking"],
                                stdout=subprocess.DEVNULL, stderr=(out / f"py-spy-{fmt_}.log").open("w"))
         time.sleep(0.5)  # let py-spy attach

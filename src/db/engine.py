@@ -5,16 +5,20 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import os
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any, TypeVar
 
-from sqlalchemy import event
+from sqlalchemy import Connection, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.util import await_only
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+T = TypeVar("T")
 _ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
 _SYNC_DRIVERS = {"sqlite": "sqlite", "postgresql": "postgresql+psycopg"}
 
@@ -46,7 +50,8 @@ def redacted_url(url: str) -> str:
 
 
 class SqliteWriteLock:
-    """Serializes write transactions across this server's processes (API and run workers) on a lock file.
+    """Serializes write transactions across this server's processes (API and run workers) and, within a
+    process, between its async write connection and its writer thread.
 
     SQLite's own busy handler makes a writer that finds the database locked by another process sleep
     (1, 2, 5 … 100 ms) and try again, so under many small transactions from several processes writers
@@ -56,22 +61,37 @@ class SqliteWriteLock:
 
     def __init__(self, database_path: str) -> None:
         self._fd = os.open(f"{database_path}.writelock", os.O_RDWR | os.O_CREAT, 0o600)
-        self._held = False
+        self._mutex = threading.Lock()
+
+    def acquire_blocking(self) -> None:
+        self._mutex.acquire()
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+        except BaseException:
+            self._mutex.release()
+            raise
 
     async def acquire(self) -> None:
+        """The lock, without blocking the event loop (a waiting thread does the waiting)."""
+        if self._mutex.acquire(blocking=False):
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                self._mutex.release()
+        waiting = asyncio.get_running_loop().run_in_executor(None, self.acquire_blocking)
         try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            await asyncio.to_thread(fcntl.flock, self._fd, fcntl.LOCK_EX)
-        self._held = True
+            await asyncio.shield(waiting)
+        except asyncio.CancelledError:
+            # The thread still gets the lock; give it back then, as nobody will use it.
+            waiting.add_done_callback(lambda done: done.exception() is None and self.release())
+            raise
 
     def release(self) -> None:
-        if self._held:
-            self._held = False
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
+        self._mutex.release()
 
     def close(self) -> None:
-        self.release()
         os.close(self._fd)
 
 
@@ -95,6 +115,8 @@ class Database:
         self.read_engine = self._engine(url, begin="BEGIN", writer=False) if self.is_sqlite else self.engine
         self.sessionmaker = async_sessionmaker(self.engine, class_=AsyncSession, expire_on_commit=False)
         self.read_sessionmaker = async_sessionmaker(self.read_engine, class_=AsyncSession, expire_on_commit=False)
+        self._thread_engine = None  # created on first use of write_in_thread
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="db-writer")
 
     def _engine(self, url: str, *, begin: str, writer: bool) -> AsyncEngine:
         # Requests, run executors and the run journal each hold a connection only briefly (streams give
@@ -106,26 +128,35 @@ class Database:
         pool = {"pool_size": 1, "max_overflow": 0, "pool_timeout": 300} if writer else {
             "pool_size": 20, "max_overflow": 30}
         engine = create_async_engine(async_url(url), connect_args={"timeout": 30}, **pool)
+        self._serialize_writes(engine.sync_engine, begin=begin, lock=self._write_lock if writer else None,
+                               acquire=lambda lock: await_only(lock.acquire()))  # in SQLAlchemy's greenlet
+        return engine
+
+    @staticmethod
+    def _serialize_writes(engine: Any, *, begin: str, lock: SqliteWriteLock | None,
+                          acquire: Callable[[SqliteWriteLock], None]) -> None:
+        """SQLite: our own BEGIN, and (for writers) the write lock from BEGIN until the connection is back
+        (a write engine has a single connection, so at most one transaction of it holds the lock)."""
+        held = [False]
 
         def on_connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
             _sqlite_pragmas(dbapi_connection)
             dbapi_connection.isolation_level = None  # we issue BEGIN ourselves (below)
 
-        lock = self._write_lock if writer else None
-
         def on_begin(connection) -> None:  # type: ignore[no-untyped-def]
             if lock is not None:
-                await_only(lock.acquire())  # we run in SQLAlchemy's greenlet: this awaits on the event loop
+                acquire(lock)
+                held[0] = True
             connection.exec_driver_sql(begin)
 
         def on_checkin(_dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
-            if lock is not None:
+            if lock is not None and held[0]:
+                held[0] = False
                 lock.release()
 
-        event.listen(engine.sync_engine, "connect", on_connect)
-        event.listen(engine.sync_engine, "begin", on_begin)
-        event.listen(engine.sync_engine.pool, "checkin", on_checkin)
-        return engine
+        event.listen(engine, "connect", on_connect)
+        event.listen(engine, "begin", on_begin)
+        event.listen(engine.pool, "checkin", on_checkin)
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
@@ -145,6 +176,27 @@ class Database:
         async with self.read_sessionmaker() as session:
             yield session
 
+    async def write_in_thread(self, work: Callable[[Connection], T]) -> T:
+        """Run `work` in one write transaction on this process's writer thread.
+
+        For the hot writes of run executors: the transaction (and, on SQLite, the write lock) is never held
+        across event-loop turns, which take long in a process busy running many teams.
+        """
+        return await asyncio.get_running_loop().run_in_executor(self._writer, self._write_sync, work)
+
+    def _write_sync(self, work: Callable[[Connection], T]) -> T:
+        if self._thread_engine is None:
+            if self.is_sqlite:
+                engine = create_engine(sync_url(self.url), connect_args={"timeout": 30, "check_same_thread": False},
+                                       pool_size=1, max_overflow=0)
+                self._serialize_writes(engine, begin="BEGIN IMMEDIATE", lock=self._write_lock,
+                                       acquire=lambda lock: lock.acquire_blocking())
+            else:
+                engine = create_engine(sync_url(self.url), pool_size=1, max_overflow=1, pool_pre_ping=True)
+            self._thread_engine = engine
+        with self._thread_engine.begin() as connection:
+            return work(connection)
+
     async def ping(self) -> None:
         from sqlalchemy import text
 
@@ -155,6 +207,10 @@ class Database:
         await self.engine.dispose()
         if self.read_engine is not self.engine:
             await self.read_engine.dispose()
+        if self._thread_engine is not None:
+            await asyncio.get_running_loop().run_in_executor(self._writer, self._thread_engine.dispose)
+            self._thread_engine = None
+        self._writer.shutdown(wait=False)
         if self._write_lock is not None:
             self._write_lock.close()
             self._write_lock = None

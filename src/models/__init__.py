@@ -5,7 +5,7 @@ from autobots.models._scripted import ScriptedChatCompletionClient
 from autobots.models.exceptions import ModelConfigError
 from autobots.models.pricing import compute_cost
 from autobots.models.schemas import ModelConfig, Persona, Price
-from autobots.models.service import create_model_client, is_scripted, resolve_default_model
+from autobots.models.service import create_model_client, is_scripted, preload, resolve_default_model
 
 __all__ = [
     "ModelConfig",
@@ -16,5 +16,6 @@ __all__ = [
     "compute_cost",
     "create_model_client",
     "is_scripted",
+    "preload",
     "resolve_default_model",
 ]

@@ -7,7 +7,7 @@ from typing import Any
 from autobots.config import Settings
 from autobots.models._client_args import common_client_args
 from autobots.models._credentials import find_api_key, require_api_key
-from autobots.models._http import new_http_client
+from autobots.models._http import new_http_client, shared_tls_context
 from autobots.models.schemas import ModelConfig
 from autogen_ext.models.openai import OpenAIChatCompletionClient
 from autogen_ext.models.openai import _model_info as openai_models
@@ -32,3 +32,8 @@ def build_client(config: ModelConfig, *, settings: Settings) -> OpenAIChatComple
     if config.base_url:
         kwargs["base_url"] = config.base_url
     return OpenAIChatCompletionClient(**kwargs)
+
+
+def warm_up() -> None:
+    """Build what every client shares (the TLS context) before the first run needs it."""
+    shared_tls_context()

@@ -40,6 +40,15 @@ def create_model_client(config: ModelConfig, *, persona: Persona, settings: Sett
         raise ModelConfigError(f"{config.provider} model {config.model!r}: {err}") from err
 
 
+def preload(provider: str) -> None:
+    """Import a provider's SDK now, so that no run pays for it (run workers call this as they start)."""
+    if provider in _BUILDERS:
+        module = importlib.import_module(_BUILDERS[provider])
+        warm = getattr(module, "warm_up", None)
+        if warm is not None:
+            warm()
+
+
 def resolve_default_model(settings: Settings) -> ModelConfig:
     """The model for specs without a `models` section.
 

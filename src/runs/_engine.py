@@ -182,14 +182,13 @@ class RunEngine:
     async def _execute(self, run: Run) -> None:
         async with self._slots:
             attempt = run.attempt + 1
-            async with self.db.session() as session:
+            claim = (update(Run).where(Run.id == run.id, Run.attempt == run.attempt, Run.status == "queued")  # type: ignore[arg-type]
+                     .values(status="running", attempt=attempt, owner=self.owner,
+                             started_at=run.started_at or now(), heartbeat_at=time.time()))
+            if not await self.db.write_in_thread(lambda connection: connection.execute(claim).rowcount):
+                return
+            async with self.db.read_session() as session:
                 repository = RunRepository(session)
-                claimed = await repository.update_fenced(run.id, run.attempt, {
-                    "status": "running", "attempt": attempt, "owner": self.owner,
-                    "started_at": run.started_at or now(), "heartbeat_at": time.time()},
-                    status=("queued",))
-                if not claimed:
-                    return
                 fresh = await repository.get(run.id)
                 user_message = (await session.exec(select(Message).where(Message.id == run.user_message_id))).first()
                 existing = await repository.events(run.id)
@@ -227,9 +226,9 @@ class RunEngine:
             ids = list(self._live)
             if not ids:
                 continue
+            beat = (update(Run).where(Run.id.in_(ids), Run.owner == self.owner)  # type: ignore[attr-defined]
+                    .values(heartbeat_at=time.time()))
             try:
-                async with self.db.session() as session:
-                    await session.exec(update(Run).where(Run.id.in_(ids), Run.owner == self.owner)  # type: ignore[call-overload,attr-defined]
-                                       .values(heartbeat_at=time.time()))
+                await self.db.write_in_thread(lambda connection, beat=beat: connection.execute(beat))
             except Exception:
                 logger.warning("heartbeat write failed", exc_info=True)

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from autobots.db import Database
-from autobots.db.repositories import RunRepository
-from autobots.db.tables import Message, RunEvent
-from sqlalchemy import insert
+from autobots.db.message_cache import message_cache
+from autobots.db.tables import Message, Run, RunEvent
+from sqlalchemy import Connection, insert, update
 
 logger = logging.getLogger("autobots.runs")
 
@@ -101,29 +101,40 @@ class RunJournal:
                 write.done.set_result(None)
 
     async def _commit(self, group: list[JournalWrite]) -> set[str]:
-        """One transaction for the group: per run, the merged fenced update, its events, its message."""
-        by_run: dict[tuple[str, int], list[JournalWrite]] = {}
-        for write in group:
-            by_run.setdefault((write.run_id, write.attempt), []).append(write)
-        stale: set[str] = set()
-        rows: list[dict[str, Any]] = []
-        async with self.db.session() as session:
-            repository = RunRepository(session)
-            for (run_id, attempt), writes in by_run.items():
-                values: dict[str, Any] = {}
-                for write in writes:
-                    values.update(write.run_values)
-                if not await repository.update_fenced(run_id, attempt, values):
-                    stale.add(run_id)
-                    continue
-                for write in writes:
-                    rows.extend({"run_id": e.run_id, "seq": e.seq, "type": e.type, "data": e.data,
-                                 "created_at": e.created_at} for e in write.events)
-                    if write.message is not None:
-                        session.add(write.message)
-            if rows:
-                await session.exec(insert(RunEvent), params=rows)  # type: ignore[call-overload]
+        """One transaction for the group, on the database's writer thread; returns the runs found stale."""
+        stale = await self.db.write_in_thread(lambda connection: _commit_group(connection, group))
+        for session_id in {write.message.session_id for write in group
+                           if write.message is not None and write.run_id not in stale}:
+            message_cache.invalidate(session_id)
         return stale
+
+
+def _commit_group(connection: Connection, group: list[JournalWrite]) -> set[str]:
+    """Per run: the merged update, fenced by attempt, then its events and its message."""
+    by_run: dict[tuple[str, int], list[JournalWrite]] = {}
+    for write in group:
+        by_run.setdefault((write.run_id, write.attempt), []).append(write)
+    stale: set[str] = set()
+    events: list[dict[str, Any]] = []
+    messages: list[dict[str, Any]] = []
+    for (run_id, attempt), writes in by_run.items():
+        values: dict[str, Any] = {}
+        for write in writes:
+            values.update(write.run_values)
+        fenced = update(Run).where(Run.id == run_id, Run.attempt == attempt).values(**values)  # type: ignore[arg-type]
+        if not connection.execute(fenced).rowcount:
+            stale.add(run_id)
+            continue
+        for write in writes:
+            events.extend({"run_id": e.run_id, "seq": e.seq, "type": e.type, "data": e.data,
+                           "created_at": e.created_at} for e in write.events)
+            if write.message is not None:
+                messages.append(write.message.model_dump(exclude={"pk"}))
+    if events:
+        connection.execute(insert(RunEvent), events)
+    if messages:
+        connection.execute(insert(Message), messages)
+    return stale
 
 
 def _consume_exception(future: asyncio.Future[None]) -> None:

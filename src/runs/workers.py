@@ -36,6 +36,7 @@ from autobots.runs._engine import LiveSink, RunEngine, RunObserver
 
 logger = logging.getLogger("autobots.runs.workers")
 LINE_LIMIT = 64 * 1024 * 1024
+BACKLOG_BYTES = 4 * 1024 * 1024
 STOP_TIMEOUT_S = 30.0
 RESTART_BACKOFF_S = (0.5, 1.0, 2.0, 5.0, 10.0)
 
@@ -252,23 +253,41 @@ class _RemoteSink:
 
     async def append(self, event: Event) -> None:
         self.link.send(_event_message(self.run_id, event))
-        await self.link.drain()
+        if self.link.backlogged:
+            await self.link.drain()
 
     async def close(self) -> None:
         self.link.send({"op": "close", "run": self.run_id})
 
 
 class _WorkerSide:
-    """A worker's end of the link: a `RunObserver` for its engine."""
+    """A worker's end of the link: a `RunObserver` for its engine. What is sent in one turn of the event loop
+    goes out in one write."""
 
     def __init__(self, writer: asyncio.StreamWriter) -> None:
         self.writer = writer
+        self._pending: list[bytes] = []
+        self._scheduled = False
 
     def send(self, message: dict[str, Any]) -> None:
-        if not self.writer.is_closing():
-            self.writer.write(_dumps(message))
+        self._pending.append(_dumps(message))
+        if not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._scheduled = False
+        if self._pending and not self.writer.is_closing():
+            self.writer.write(b"".join(self._pending))
+        self._pending.clear()
+
+    @property
+    def backlogged(self) -> bool:
+        """The API process is not keeping up: writers should wait (`drain`)."""
+        return self.writer.transport.get_write_buffer_size() > BACKLOG_BYTES
 
     async def drain(self) -> None:
+        self._flush()
         with contextlib.suppress(ConnectionError):
             await self.writer.drain()
 
@@ -294,6 +313,7 @@ def run_worker(fd: int) -> int:
 
 
 async def _serve(fd: int) -> int:
+    from autobots import models
     from autobots.db import Database
     from autobots.db.message_cache import message_cache
     from autobots.sandbox import SandboxManager
@@ -311,6 +331,8 @@ async def _serve(fd: int) -> int:
     db = Database(settings.database_url)
     sandbox = SandboxManager(settings)
     await sandbox.start()
+    for provider in {"openai", models.resolve_default_model(settings).provider}:
+        models.preload(provider)
     engine = RunEngine(db, settings, sandbox, link, max_concurrent=hello["max_concurrent"])
     await engine.start()
     stop = asyncio.Event()
@@ -325,8 +347,7 @@ async def _serve(fd: int) -> int:
         await sandbox.stop()
         await db.dispose()
         link.send({"op": "stopped"})
-        with contextlib.suppress(ConnectionError):
-            await writer.drain()
+        await link.drain()
         writer.close()
     return 0
 
