@@ -1,14 +1,16 @@
 """The run journal: one writer per process that commits run events in groups.
 
 Executors hand their writes over and go on (live followers read from memory); the journal commits
-whatever has accumulated in one transaction, then the next group. An idle journal commits a write at
-once; under load groups grow, so the database sees one transaction per group instead of one per agent
-message. Final writes (a run's end) are awaited. Every group's run updates are fenced by attempt.
+whatever has accumulated in one transaction, at most `LINGER_S` after the first write of a group, then the
+next group: the database sees a few transactions per second instead of one per agent message. Urgent
+writes (a run's end, which the executor awaits) are committed at once, with whatever is pending. Every
+group's run updates are fenced by attempt.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +21,7 @@ from autobots.db.tables import Message, Run, RunEvent
 from sqlalchemy import Connection, insert, update
 
 logger = logging.getLogger("autobots.runs")
+LINGER_S = 0.05
 
 
 class StaleAttempt(Exception):
@@ -32,6 +35,7 @@ class JournalWrite:
     events: list[RunEvent]
     run_values: dict[str, Any]
     message: Message | None = None
+    urgent: bool = False
     done: asyncio.Future[None] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
 
@@ -40,6 +44,7 @@ class RunJournal:
         self.db = db
         self._pending: list[JournalWrite] = []
         self._wakeup = asyncio.Event()
+        self._urgent = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._idle = asyncio.Event()
         self._idle.set()
@@ -65,6 +70,8 @@ class RunJournal:
         write.done.add_done_callback(_consume_exception)
         self._idle.clear()
         self._pending.append(write)
+        if write.urgent:
+            self._urgent.set()
         self._wakeup.set()
         if self._task is None:
             self.start()
@@ -74,12 +81,17 @@ class RunJournal:
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
+            if not self._urgent.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._urgent.wait(), LINGER_S)
+            self._urgent.clear()
             while self._pending:
                 await self._flush()
             self._idle.set()
 
     async def drain(self) -> None:
         """Until every write submitted so far is committed (or failed)."""
+        self._urgent.set()
         await self._idle.wait()
 
     async def _flush(self) -> None:

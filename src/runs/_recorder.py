@@ -37,7 +37,7 @@ class RunRecorder:
             rows.append(RunEvent(run_id=self.run_id, seq=self.seq, type=type, data=data, created_at=now()))
         values = {"last_event_seq": self.seq, **(run_values or {})}
         done = self.journal.submit(JournalWrite(run_id=self.run_id, attempt=self.attempt, events=rows,
-                                                run_values=values, message=message))
+                                                run_values=values, message=message, urgent=durable))
         if durable:
             # Followers must not see the end of a run before the database has it.
             await done
