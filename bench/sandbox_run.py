@@ -3,10 +3,16 @@
     python -m bench.sandbox_run --workdir DIR --repeats N
 
 Prints one JSON line. Code under test: a one-line python program. Docker: the first execution of a run
-(a container taken from the warm pool) and warm executions (same executor) through SandboxExecutor,
-against `docker run --rm` and `docker exec` into a running container of the same image. Process:
-the first and warm executions through SandboxExecutor against `bwrap` with the same arguments
+(a container taken from the warm pool) and warm executions (same executor, measured once the pool has
+been topped up again, so no container is being created meanwhile) through SandboxExecutor, against
+`docker run --rm` and `docker exec` into a running container of the same image. Process: the first
+and warm executions through SandboxExecutor against `bwrap` with the same arguments
 (autobots.sandbox._process.bwrap_args), without prlimit or the uid switch.
+
+Two more baselines are reported for reference, not for the targets: `raw_exec_api`, the same exec
+made in-process through the docker SDK (exec_create, exec_start, exec_inspect: no CLI process to
+start), and `raw_bwrap_full`, the whole command line the process backend runs (uid switch and
+prlimit included) when the bench runs as root.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -25,9 +32,9 @@ from typing import Any
 CODE = "print(sum(range(1000)))"
 
 
-def timed_cmd(argv: list[str], timeout_s: float = 60) -> float:
+def timed_cmd(argv: list[str], timeout_s: float = 60, env: dict[str, str] | None = None) -> float:
     started = time.perf_counter()
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s, check=False)
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s, check=False, env=env)
     elapsed = time.perf_counter() - started
     if done.returncode != 0 or "499500" not in done.stdout:
         raise RuntimeError(f"{argv[:3]} failed: {done.returncode} {done.stdout[-300:]} {done.stderr[-300:]}")
@@ -63,6 +70,8 @@ async def executor_times(manager: Any, kind: str, repeats: int, pool_size: int) 
         executor = await manager.open_executor(run_id=run_id, kind=kind)
         try:
             for j in range(1 + (repeats if i == 0 else 0)):
+                if j == 1 and kind == "docker":
+                    await wait_pool(manager, pool_size)
                 started = time.perf_counter()
                 result = await executor.execute_code_blocks([CodeBlock(code=CODE, language="python")],
                                                             CancellationToken())
@@ -75,10 +84,24 @@ async def executor_times(manager: Any, kind: str, repeats: int, pool_size: int) 
     return {"first": first, "warm": warm}
 
 
+def timed_api_exec(client: Any, container: str) -> float:
+    """`docker exec` through the SDK: the three API calls the docker backend makes per execution."""
+    api = client.api
+    started = time.perf_counter()
+    exec_id = api.exec_create(container, ["python3", "-c", CODE])["Id"]
+    out = b"".join(api.exec_start(exec_id, stream=True))
+    code = api.exec_inspect(exec_id)["ExitCode"]
+    elapsed = time.perf_counter() - started
+    if code != 0 or b"499500" not in out:
+        raise RuntimeError(f"SDK exec failed: {code} {out[-300:]!r}")
+    return elapsed
+
+
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
+    import docker
     from autobots.config import Settings
     from autobots.sandbox import SandboxManager
-    from autobots.sandbox._process import bwrap_args
+    from autobots.sandbox._process import HOST_UID_BASE, SANDBOX_PATH, bwrap_args, drop_args, prlimit_args
 
     workdir = Path(args.workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
@@ -100,9 +123,15 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             try:
                 timed_cmd(["docker", "exec", name, "python3", "-c", CODE])  # warm-up
                 raw_exec = [timed_cmd(["docker", "exec", name, "python3", "-c", CODE]) for _ in range(args.repeats)]
+                client = docker.from_env()
+                try:
+                    raw_exec_api = [timed_api_exec(client, name) for _ in range(args.repeats)]
+                finally:
+                    client.close()
             finally:
                 subprocess.run(["docker", "rm", "-f", name], capture_output=True, timeout=60, check=False)
-            out["docker"] = {"first": ex["first"], "warm": ex["warm"], "raw_run": raw_run, "raw_exec": raw_exec}
+            out["docker"] = {"first": ex["first"], "warm": ex["warm"], "raw_run": raw_run, "raw_exec": raw_exec,
+                             "raw_exec_api": raw_exec_api}
         else:
             out["docker"] = {"skipped": reason or f"docker not available to the sandbox: {choice.reason}"}
         if shutil.which("bwrap") and "process" in choice.available:
@@ -113,6 +142,13 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             timed_cmd(argv)
             raw = [timed_cmd(argv) for _ in range(args.repeats)]
             out["process"] = {"first": ex["first"], "warm": ex["warm"], "raw_bwrap": raw}
+            if os.geteuid() == 0:
+                os.chown(space, HOST_UID_BASE, HOST_UID_BASE)
+                full = [*drop_args(HOST_UID_BASE), *prlimit_args(settings, timeout_s=60, host_uid=HOST_UID_BASE),
+                        *argv]
+                env = {"PATH": SANDBOX_PATH}  # what ProcessRunner passes
+                timed_cmd(full, env=env)
+                out["process"]["raw_bwrap_full"] = [timed_cmd(full, env=env) for _ in range(args.repeats)]
         else:
             out["process"] = {"skipped": "bubblewrap not installed or not usable here"}
     finally:

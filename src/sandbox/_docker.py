@@ -6,11 +6,16 @@ renamed on the host to `<workspace_root>/<run_id>` (a bind mount follows the dir
 name), so `workspace_path(run_id)` is the same for every backend. A run whose workspace already
 holds files (a resumed run) gets a fresh container bound to it instead.
 
-Executions: the code file is written into the workspace, then run by `docker exec` as uid 1000
-under `timeout -s KILL` (a backstop); the host watchdog kills the run's processes on timeout or
-cancellation, and after every execution, with `kill -9 -1` inside the container (PID 1, a tiny
-python reaper instead of `sleep infinity`, survives and reaps the orphans); if that cannot run
-(pids exhausted) the container is restarted. Every docker SDK call runs in a worker thread.
+Executions: the code file is written into the workspace, then run by one `docker exec` as uid 1000:
+a small shell wrapper runs the code under `timeout -s KILL` (a backstop) and, once it has ended,
+kills every other process of the sandbox user with `kill -9 -1` (background jobs, a fork bomb's
+survivors) before it exits with the code's status, so cleanup costs no extra exec round trip. PID 1,
+a tiny python reaper instead of `sleep infinity`, survives that and reaps the orphans. The code runs
+as the same uid as the wrapper and could kill it; so unless the exec reports a status below 128 (the
+wrapper finished), a separate `kill -9 -1` exec follows in the background and the next execution
+waits for it. The host watchdog kills the run's processes the same way on timeout or cancellation;
+if that kill cannot run (pids exhausted) the container is restarted. Every docker SDK call runs in
+a worker thread.
 """
 
 from __future__ import annotations
@@ -41,9 +46,20 @@ LABEL = "autobots.sandbox"
 SANDBOX_USER = "1000:1000"
 POOL_DIR = ".pool"
 _KILL_SETTLE_S = 1.5
+# A container taken from the pool is replaced once the execution that took it has ended, or after
+# this long: creating a container while that first execution runs would slow it down.
+_REFILL_DELAY_S = 1.0
 # kill(-1) signals every process of the sandbox user except the caller and PID 1, which the kernel
 # shields as the namespace's init. Builtins only: no fork needed.
 _KILL_ALL = ["bash", "-c", "kill -9 -1; kill -9 -1"]
+# Runs one execution: `sh -c _RUN_THEN_KILL_ALL sh <timeout limit> <argv...>`. stderr is merged into
+# stdout for the whole tree, so the output keeps the order it was written in. `timeout` has exited
+# before the kill (it is not killed mid-way, so its 124/137 backstop status survives), and kill(-1)
+# spares its caller, the wrapper, which then exits with the code's status.
+_RUN_THEN_KILL_ALL = ('limit=$1; shift; exec 2>&1; timeout -s KILL "$limit" "$@"; status=$?; '
+                      'kill -9 -1 2>/dev/null; kill -9 -1 2>/dev/null; exit $status')
+# An exec status at or above this may mean the wrapper itself was killed (128 + signal) before its kill.
+_SIGNALLED = 128
 # PID 1 of every sandbox container: idles and reaps orphans, so killed processes do not linger as
 # zombies that still count against pids_limit (`sleep infinity` would not reap them).
 _IDLE_INIT = """
@@ -112,8 +128,8 @@ class DockerBackend:
         return removed
 
     def start_refill(self) -> None:
-        """Tops the warm pool up in the background."""
-        if self._closed or self._settings.sandbox_pool_size <= 0:
+        """Tops the warm pool up in the background (nothing to do when it is full)."""
+        if self._closed or len(self._pool) >= self._settings.sandbox_pool_size:
             return
         if self._refill_task is None or self._refill_task.done():
             self._refill_task = asyncio.create_task(self._refill())
@@ -136,7 +152,7 @@ class DockerBackend:
         """A started container whose /workspace is `workspace` (taken from the pool when possible)."""
         if not network and self._pool and _is_empty_or_missing(workspace):
             container, slot = self._pool.pop(0)
-            self.start_refill()
+            asyncio.get_running_loop().call_later(_REFILL_DELAY_S, self.start_refill)
             await asyncio.to_thread(_move_slot, slot, workspace)
             return container
         await asyncio.to_thread(prepare_workspace_dir, workspace)
@@ -200,6 +216,7 @@ class DockerRunner:
         self.container: Container | None = None
         self._current: asyncio.Future[int] | None = None
         self._cleanup: asyncio.Future[None] | None = None
+        self._wrapper_killed_all = False
 
     async def prepare(self) -> None:
         if self.container is None:
@@ -217,16 +234,16 @@ class DockerRunner:
         await self._finish_cleanup()
         assert self.container is not None
         # The in-container `timeout` is a backstop; the host watchdog normally fires first.
-        # stderr is merged into stdout inside, so the output keeps the order it was written in.
         limit = str(math.ceil(timeout_s) + 2)
-        command = ["timeout", "-s", "KILL", limit, "sh", "-c", 'exec "$@" 2>&1', "sh", *argv]
-        self._current = asyncio.ensure_future(asyncio.to_thread(self._exec_blocking, command, output))
+        command = ["sh", "-c", _RUN_THEN_KILL_ALL, "sh", limit, *argv]
+        self._wrapper_killed_all = False
+        self._current = asyncio.ensure_future(self._exec(command, output))
         outcome = await supervise(self._current, timeout_s=timeout_s, cancellation_token=cancellation_token,
                                   kill=self._kill)
-        if not (outcome.timed_out or outcome.cancelled):
-            # Background processes (a fork bomb's survivors included) do not outlive the execution: the
-            # kill starts now, and the next execution (or close) waits for it, so the result is not
-            # held back by one more exec round trip.
+        self._backend.start_refill()
+        if not (outcome.timed_out or outcome.cancelled or self._wrapper_killed_all):
+            # The wrapper may not have killed the leftovers (the code killed it, or the exec broke): kill
+            # them now, and have the next execution (or close) wait for it.
             self._cleanup = asyncio.ensure_future(self._kill())
         return outcome
 
@@ -236,22 +253,31 @@ class DockerRunner:
             with contextlib.suppress(Exception):
                 await cleanup
 
-    def _exec_blocking(self, command: list[str], output: BoundedOutput) -> int:
+    async def _exec(self, command: list[str], output: BoundedOutput) -> int:
+        code, self._wrapper_killed_all = await asyncio.to_thread(self._exec_blocking, command, output)
+        return code
+
+    def _exec_blocking(self, command: list[str], output: BoundedOutput) -> tuple[int, bool]:
+        """Runs `command` by one exec (three API calls): (exit code, whether the wrapper finished).
+
+        The exit code is read once the output stream has ended, so the exec has normally exited
+        already; `exec_inspect` is polled only in case the engine has not recorded that yet.
+        """
         assert self.container is not None
         api = self._backend.api
         try:
             exec_id = api.exec_create(self.container.id, command, workdir="/workspace", user=SANDBOX_USER)["Id"]
             for chunk in api.exec_start(exec_id, stream=True):
                 output.feed(chunk)
+            for _ in range(50):
+                info = api.exec_inspect(exec_id)
+                if not info.get("Running") and info.get("ExitCode") is not None:
+                    code = int(info["ExitCode"])
+                    return code, 0 <= code < _SIGNALLED
+                time.sleep(0.05)
         except DockerException as exc:
             output.feed(f"sandbox error: {exc}\n".encode())
-            return 1
-        for _ in range(50):
-            info = api.exec_inspect(exec_id)
-            if not info.get("Running") and info.get("ExitCode") is not None:
-                return int(info["ExitCode"])
-            time.sleep(0.05)
-        return 1
+        return 1, False
 
     async def _kill(self) -> None:
         """Kills every process of the sandbox user except PID 1; restarts the container if that fails."""

@@ -21,6 +21,10 @@ from autogen_core import CancellationToken
 from autogen_core.code_executor import CodeBlock, CodeExecutor
 from autogen_ext.code_executors._common import CommandLineCodeResult
 
+_INLINE_WRITE_LIMIT = 64 * 1024
+"""Code blocks up to this many characters are written on the event loop: writing a small file into the
+page cache takes less time than handing it to a worker thread and back."""
+
 
 class Runner(Protocol):
     """One backend's way to run a command in a run's workspace."""
@@ -122,7 +126,10 @@ class SandboxExecutor(CodeExecutor):
                 exit_code = 1
                 break
             interpreter, extension = language
-            code_file = await asyncio.to_thread(write_code_file, self._runner.workspace, block.code, extension)
+            if len(block.code) <= _INLINE_WRITE_LIMIT:
+                code_file = write_code_file(self._runner.workspace, block.code, extension)
+            else:
+                code_file = await asyncio.to_thread(write_code_file, self._runner.workspace, block.code, extension)
             outcome = await self._runner.run(
                 [interpreter, code_file],
                 timeout_s=deadline - loop.time(),

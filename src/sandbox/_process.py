@@ -2,9 +2,12 @@
 
 When the service runs as root, every sandboxed process runs under a dedicated unprivileged host
 uid (one per open executor, from `HOST_UID_BASE`): RLIMIT_NPROC is not enforced for root, even
-inside a user namespace, so this is what contains a fork bomb. Inside the sandbox the code sees
-uid 1000, an empty network namespace, a read-only /usr, a private /tmp and /proc, and the run's
-workspace at /workspace as the only writable host directory.
+inside a user namespace, so this is what contains a fork bomb. The switch is made by util-linux
+`unshare --setgid --setuid` with no namespace flags (it drops the groups and sets gid and uid, with
+none of the passwd lookups `setpriv` makes), not by Popen's `user=`, which would make CPython fork()
+the whole service process instead of vfork(). Inside the sandbox the code sees uid 1000, an empty
+network namespace, a read-only /usr, a private /tmp and /proc, and the run's workspace at
+/workspace as the only writable host directory.
 """
 
 from __future__ import annotations
@@ -64,11 +67,11 @@ def prlimit_args(settings: Settings, *, timeout_s: float, host_uid: int | None) 
             f"--cpu={math.ceil(timeout_s) + 5}", f"--fsize={_FILE_SIZE_LIMIT}", "--core=0", "--"]
 
 
-def drop_kwargs(host_uid: int | None) -> dict[str, object]:
-    """Popen arguments that switch to the sandbox host uid (only when running as root)."""
+def drop_args(host_uid: int | None) -> list[str]:
+    """A prefix that switches to the sandbox host uid and gid with no groups (only when running as root)."""
     if host_uid is None:
-        return {}
-    return {"user": host_uid, "group": host_uid, "extra_groups": []}
+        return []
+    return ["unshare", f"--setgid={host_uid}", f"--setuid={host_uid}", "--"]
 
 
 class ProcessRunner:
@@ -88,9 +91,13 @@ class ProcessRunner:
         self._settings = settings
         self._host_uid = host_uid
         self._network = network
+        self._prepared = False
 
     async def prepare(self) -> None:
-        await asyncio.to_thread(_prepare_workspace, self.workspace, self._host_uid)
+        """Hands the workspace to the host uid once: what the sandbox writes later is already its own."""
+        if not self._prepared:
+            await asyncio.to_thread(_prepare_workspace, self.workspace, self._host_uid)
+            self._prepared = True
 
     async def run(
         self,
@@ -101,6 +108,7 @@ class ProcessRunner:
         cancellation_token: CancellationToken | None,
     ) -> Outcome:
         command = [
+            *drop_args(self._host_uid),
             *prlimit_args(self._settings, timeout_s=timeout_s, host_uid=self._host_uid),
             *bwrap_args(self.workspace, network=self._network),
             "--",
@@ -109,11 +117,12 @@ class ProcessRunner:
         return await run_subprocess(
             command,
             cwd=str(self.workspace),
-            env={"PATH": SANDBOX_PATH, "LANG": "C.UTF-8"},
+            # Only for unshare, prlimit and bwrap (bwrap --clearenv sets the sandbox's own); without LANG
+            # they skip loading the locale.
+            env={"PATH": SANDBOX_PATH},
             timeout_s=timeout_s,
             output=output,
             cancellation_token=cancellation_token,
-            popen_kwargs=drop_kwargs(self._host_uid),
         )
 
     async def close(self) -> None:

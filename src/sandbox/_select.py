@@ -13,7 +13,7 @@ from pathlib import Path
 import docker
 from autobots.config import Settings
 from autobots.sandbox._common import BackendKind
-from autobots.sandbox._process import drop_kwargs
+from autobots.sandbox._process import drop_args
 from docker.errors import DockerException, ImageNotFound
 
 _PROBE_TIMEOUT_S = 10.0
@@ -71,10 +71,10 @@ async def probe_bwrap(workspace_root: Path, host_uid: int | None) -> Probe:
     if host_uid is not None and not _reachable_by_others(workspace_root):
         return Probe(False, f"workspace root {workspace_root} is not traversable by the sandbox uid "
                             "(every parent directory needs o+x)")
-    argv = ["bwrap", "--unshare-all", "--ro-bind", "/", "/", "true"]
+    argv = [*drop_args(host_uid), "bwrap", "--unshare-all", "--ro-bind", "/", "/", "true"]
     try:
         proc = await asyncio.create_subprocess_exec(
-            *argv, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE, **drop_kwargs(host_uid)
+            *argv, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
         )
     except OSError as exc:
         return Probe(False, f"bubblewrap not usable ({exc})")

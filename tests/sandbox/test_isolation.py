@@ -12,13 +12,30 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from autobots.sandbox._process import HOST_UID_BASE
 from autogen_core import CancellationToken
 from autogen_core.code_executor import CodeBlock
 
 if TYPE_CHECKING:
+    from autobots.sandbox import SandboxExecutor
+    from autogen_ext.code_executors._common import CommandLineCodeResult
+
     from tests.sandbox.conftest import Box
 
 
+COUNT_SLEEPERS = """import os
+count = 0
+for pid in filter(str.isdigit, os.listdir('/proc')):
+    try:
+        with open(f'/proc/{pid}/cmdline', 'rb') as f:
+            count += f.read().startswith(b'sleep')
+    except OSError:
+        pass
+print(count)"""
+
+
+async def run_block(executor: SandboxExecutor, code: str, language: str) -> CommandLineCodeResult:
+    return await executor.execute_code_blocks([CodeBlock(code, language)], CancellationToken())
 
 
 def make_world_readable(directory: Path, file: Path, text: str) -> None:
@@ -31,6 +48,18 @@ class TestExecute:
     async def test_python(self, box: Box) -> None:
         result = await box.run("import os\nprint('hello', os.getuid(), os.getcwd())")
         assert (result.exit_code, result.output) == (0, "hello 1000 /workspace\n")
+
+    async def test_files_belong_to_an_unprivileged_host_uid(self, box: Box) -> None:
+        result = await box.run("open('mine.txt', 'w').write('x')")
+        assert result.exit_code == 0
+        owner = await asyncio.to_thread(os.stat, box.manager.workspace_path("run-1") / "mine.txt")
+        if box.kind == "docker":
+            assert (owner.st_uid, owner.st_gid) == (1000, 1000)
+        elif os.geteuid() == 0:
+            assert owner.st_uid >= HOST_UID_BASE
+            assert owner.st_gid == owner.st_uid
+        else:
+            assert (owner.st_uid, owner.st_gid) == (os.getuid(), os.getgid())
 
     async def test_shell(self, box: Box) -> None:
         result = await box.run("echo one; echo two >&2; pwd", "sh")
@@ -149,6 +178,24 @@ class TestEscapes:
         await asyncio.sleep(1.5)
         late = box.manager.workspace_path("run-1") / "late.txt"
         assert not await asyncio.to_thread(os.path.exists, late)
+
+    async def test_background_process_is_gone_when_the_next_execution_starts(self, box: Box) -> None:
+        executor = await box.executor()
+        started = await run_block(executor, "sleep 30 >/dev/null 2>&1 &\necho started", "sh")
+        assert (started.exit_code, started.output) == (0, "started\n")
+        after = await run_block(executor, COUNT_SLEEPERS, "python")
+        assert (after.exit_code, after.output) == (0, "0\n")
+
+    async def test_background_process_is_gone_even_when_the_code_kills_its_parents(self, box: Box) -> None:
+        # Every ancestor the code may signal (docker: `timeout` and the wrapper that kills leftovers).
+        code = ("sleep 30 >/dev/null 2>&1 &\n"
+                "p=$PPID\n"
+                "while [ \"$p\" -gt 1 ]; do next=$(cut -d' ' -f4 /proc/$p/stat); kill -9 $p; p=$next; done\n"
+                "echo done")
+        executor = await box.executor()
+        await run_block(executor, code, "sh")
+        after = await run_block(executor, COUNT_SLEEPERS, "python")
+        assert (after.exit_code, after.output) == (0, "0\n")
 
     async def test_memory_bomb_fails(self, box: Box) -> None:
         result = await box.run("b = bytearray(2 * 1024 ** 3)\nprint('allocated', len(b))", timeout_s=10)
