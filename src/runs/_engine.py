@@ -22,7 +22,7 @@ from autobots.db.tables import Message, Run, now
 from autobots.errors import Conflict
 from autobots.runs._channel import Event
 from autobots.runs._executor import LiveRun, RunExecution
-from autobots.runs._journal import RunJournal
+from autobots.runs._journal import JournalWrite, RunJournal
 from autobots.runs._ledger import HEARTBEAT_S, executor_gone, fail_run, requeue_or_fail, settle_idle_run
 from autobots.runs._recorder import RunRecorder, StaleAttempt
 from sqlalchemy import update
@@ -182,11 +182,14 @@ class RunEngine:
     async def _execute(self, run: Run) -> None:
         async with self._slots:
             attempt = run.attempt + 1
-            claim = (update(Run).where(Run.id == run.id, Run.attempt == run.attempt, Run.status == "queued")  # type: ignore[arg-type]
-                     .values(status="running", attempt=attempt, owner=self.owner,
-                             started_at=run.started_at or now(), heartbeat_at=time.time()))
-            if not await self.db.write_in_thread(lambda connection: connection.execute(claim).rowcount):
-                return
+            # Claims go through the journal: a burst of runs starting is one transaction, not one each.
+            claim = JournalWrite(run_id=run.id, attempt=run.attempt, events=[], urgent=True, expect_status=("queued",),
+                                 run_values={"status": "running", "attempt": attempt, "owner": self.owner,
+                                             "started_at": run.started_at or now(), "heartbeat_at": time.time()})
+            try:
+                await self.journal.submit(claim)
+            except StaleAttempt:
+                return  # cancelled, or claimed by another executor
             async with self.db.read_session() as session:
                 repository = RunRepository(session)
                 fresh = await repository.get(run.id)

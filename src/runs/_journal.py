@@ -10,7 +10,6 @@ group's run updates are fenced by attempt.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,6 +35,7 @@ class JournalWrite:
     run_values: dict[str, Any]
     message: Message | None = None
     urgent: bool = False
+    expect_status: tuple[str, ...] | None = None  # also fence on the run's status (a claim: "queued")
     done: asyncio.Future[None] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
 
@@ -82,8 +82,11 @@ class RunJournal:
             await self._wakeup.wait()
             self._wakeup.clear()
             if not self._urgent.is_set():
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._urgent.wait(), LINGER_S)
+                linger = asyncio.get_running_loop().call_later(LINGER_S, self._urgent.set)
+                try:
+                    await self._urgent.wait()
+                finally:
+                    linger.cancel()
             self._urgent.clear()
             while self._pending:
                 await self._flush()
@@ -107,35 +110,38 @@ class RunJournal:
         for write in group:
             if write.done.done():
                 continue
-            if write.run_id in stale:
+            if (write.run_id, write.attempt) in stale:
                 write.done.set_exception(StaleAttempt(write.run_id))
             else:
                 write.done.set_result(None)
 
-    async def _commit(self, group: list[JournalWrite]) -> set[str]:
-        """One transaction for the group, on the database's writer thread; returns the runs found stale."""
+    async def _commit(self, group: list[JournalWrite]) -> set[tuple[str, int]]:
+        """One transaction for the group, on the database's writer thread; returns the stale (run, attempt)s."""
         stale = await self.db.write_in_thread(lambda connection: _commit_group(connection, group))
         for session_id in {write.message.session_id for write in group
-                           if write.message is not None and write.run_id not in stale}:
+                           if write.message is not None and (write.run_id, write.attempt) not in stale}:
             message_cache.invalidate(session_id)
         return stale
 
 
-def _commit_group(connection: Connection, group: list[JournalWrite]) -> set[str]:
-    """Per run: the merged update, fenced by attempt, then its events and its message."""
+def _commit_group(connection: Connection, group: list[JournalWrite]) -> set[tuple[str, int]]:
+    """Per run attempt, in the order of the group: the merged update, fenced by attempt (and status, for a
+    claim), then its events and its message."""
     by_run: dict[tuple[str, int], list[JournalWrite]] = {}
     for write in group:
         by_run.setdefault((write.run_id, write.attempt), []).append(write)
-    stale: set[str] = set()
+    stale: set[tuple[str, int]] = set()
     events: list[dict[str, Any]] = []
     messages: list[dict[str, Any]] = []
     for (run_id, attempt), writes in by_run.items():
         values: dict[str, Any] = {}
+        fenced = update(Run).where(Run.id == run_id, Run.attempt == attempt)  # type: ignore[arg-type]
         for write in writes:
             values.update(write.run_values)
-        fenced = update(Run).where(Run.id == run_id, Run.attempt == attempt).values(**values)  # type: ignore[arg-type]
-        if not connection.execute(fenced).rowcount:
-            stale.add(run_id)
+            if write.expect_status is not None:
+                fenced = fenced.where(Run.status.in_(write.expect_status))  # type: ignore[attr-defined]
+        if not connection.execute(fenced.values(**values)).rowcount:
+            stale.add((run_id, attempt))
             continue
         for write in writes:
             events.extend({"run_id": e.run_id, "seq": e.seq, "type": e.type, "data": e.data,

@@ -15,8 +15,8 @@ from typing import Literal
 from autobots.config import Settings
 from autobots.db import Database
 from autobots.db.message_cache import message_cache
-from autobots.db.repositories import TERMINAL_STATUSES, RunRepository
-from autobots.db.tables import Message, Run, RunEvent, Workflow, new_id
+from autobots.db.repositories import ACTIVE_STATUSES, TERMINAL_STATUSES, RunRepository
+from autobots.db.tables import Message, Run, RunEvent, Workflow, new_id, now
 from autobots.errors import Conflict
 from autobots.runs._channel import ChannelRegistry, Event, RunChannel
 from autobots.runs._engine import RunEngine, new_owner
@@ -24,6 +24,7 @@ from autobots.runs._ledger import HEARTBEAT_S, executor_gone, requeue_or_fail
 from autobots.runs.workers import WorkerPool, worker_for
 from autobots.sessions.service import SessionBusy
 from autobots.workflows.secrets import vault
+from sqlalchemy import Connection, insert, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 logger = logging.getLogger("autobots.runs")
@@ -32,6 +33,24 @@ WAIT_POLL_S = 1.0
 RECOVER_EVERY_S = 3 * HEARTBEAT_S
 
 __all__ = ["RunManager", "SessionBusy", "worker_count"]
+
+
+def _busy(session_id: str, run_id: str) -> SessionBusy:
+    return SessionBusy(f"session '{session_id}' already has an active run ({run_id}); "
+                       "wait for it, cancel it, or send with \"if_busy\": \"enqueue\"", param="if_busy")
+
+
+def _insert_submission(connection: Connection, message: Message, run: Run, queued: RunEvent, *,
+                       if_busy: IfBusy) -> None:
+    """The session's check for an active run, then the user message, the queued run and its first event."""
+    active = connection.execute(
+        select(Run.id).where(Run.session_id == run.session_id, Run.status.in_(ACTIVE_STATUSES))  # type: ignore[attr-defined,arg-type]
+        .order_by(Run.pk).limit(1)).scalar()  # type: ignore[arg-type]
+    if active is not None and if_busy != "enqueue":
+        raise _busy(run.session_id, active)
+    connection.execute(insert(Message).values(**message.model_dump(exclude={"pk"})))
+    connection.execute(insert(Run).values(**run.model_dump(exclude={"pk"})))
+    connection.execute(insert(RunEvent).values(**queued.model_dump(exclude={"pk"})))
 
 
 def worker_count(settings: Settings) -> int:
@@ -147,31 +166,30 @@ class RunManager:
 
     async def submit(self, session: AsyncSession, *, user_id: str, session_id: str, content: str,
                      workflow: Workflow, if_busy: IfBusy = "reject") -> tuple[Message, Run]:
-        """Persist the user message and a queued run, commit, then schedule the run.
+        """Persist the user message and a queued run, then schedule the run.
 
-        This commits the caller's unit of work on purpose: the user message must be durable before the run
-        can start, and the per-session check must hold until the rows are visible to the next request.
+        A busy session is refused within the caller's unit of work (which then rolls back, with e.g. the inline
+        workflow it created); otherwise that unit is committed, and the message and the run are written in
+        one short transaction on the writer thread (which checks again), so that the database write lock is
+        never held while this process's event loop serves other requests.
         """
         if not self._accepting:
             raise Conflict("the server is shutting down; retry shortly", code="shutting_down")
+        active = await RunRepository(session).active_for_session(session_id)
+        if active and if_busy != "enqueue":
+            raise _busy(session_id, active[0].id)
+        await session.commit()
+        message = Message(id=new_id("msg"), session_id=session_id, user_id=user_id, role="user", content=content)
+        run = Run(id=new_id("run"), session_id=session_id, user_id=user_id, workflow_id=workflow.id,
+                  user_message_id=message.id, spec=workflow.spec, status="queued", last_event_seq=1,
+                  usage={"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0})
+        message.run_id = run.id
+        queued = RunEvent(run_id=run.id, seq=1, type="run.queued", data={"status": "queued"}, created_at=now())
         lock = self._session_locks.setdefault(session_id, asyncio.Lock())
-        async with lock:
-            active = await RunRepository(session).active_for_session(session_id)
-            if active and if_busy != "enqueue":
-                raise SessionBusy(f"session '{session_id}' already has an active run ({active[0].id}); "
-                                  "wait for it, cancel it, or send with \"if_busy\": \"enqueue\"",
-                                  param="if_busy")
-            message = Message(id=new_id("msg"), session_id=session_id, user_id=user_id, role="user",
-                              content=content)
-            run = Run(id=new_id("run"), session_id=session_id, user_id=user_id, workflow_id=workflow.id,
-                      user_message_id=message.id, spec=workflow.spec, status="queued", last_event_seq=1,
-                      usage={"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0})
-            message.run_id = run.id
-            session.add(message)
-            session.add(run)
-            await session.flush()
-            session.add(RunEvent(run_id=run.id, seq=1, type="run.queued", data={"status": "queued"}))
-            await session.commit()
+        async with lock:  # PostgreSQL: the check below must not interleave with another submit of this process
+            await self.db.write_in_thread(lambda connection: _insert_submission(connection, message, run, queued,
+                                                                                 if_busy=if_busy))
+        message_cache.invalidate(session_id)
         self._kick(session_id)
         return message, run
 

@@ -37,6 +37,7 @@ from autobots.runs._engine import LiveSink, RunEngine, RunObserver
 logger = logging.getLogger("autobots.runs.workers")
 LINE_LIMIT = 64 * 1024 * 1024
 BACKLOG_BYTES = 4 * 1024 * 1024
+SWITCH_INTERVAL_S = 0.001
 STOP_TIMEOUT_S = 30.0
 RESTART_BACKOFF_S = (0.5, 1.0, 2.0, 5.0, 10.0)
 
@@ -309,6 +310,9 @@ class _WorkerSide:
 def run_worker(fd: int) -> int:
     """The body of `python -m autobots worker --fd N`."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C reaches the API process, which stops us
+    # The database writer thread must get the interpreter soon while teams keep the event loop busy: it holds
+    # the write lock that the API process may be waiting for.
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
         return runner.run(_serve(fd))
 
