@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.util import await_only
@@ -115,7 +115,7 @@ class Database:
         self.read_engine = self._engine(url, begin="BEGIN", writer=False) if self.is_sqlite else self.engine
         self.sessionmaker = async_sessionmaker(self.engine, class_=AsyncSession, expire_on_commit=False)
         self.read_sessionmaker = async_sessionmaker(self.read_engine, class_=AsyncSession, expire_on_commit=False)
-        self._thread_engine = None  # created on first use of write_in_thread
+        self._thread_engines: tuple[Engine, Engine] | None = None  # (write, read), made on first use
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="db-writer")
 
     def _engine(self, url: str, *, begin: str, writer: bool) -> AsyncEngine:
@@ -184,18 +184,27 @@ class Database:
         """
         return await asyncio.get_running_loop().run_in_executor(self._writer, self._write_sync, work)
 
+    async def read_in_thread(self, work: Callable[[Connection], T]) -> T:
+        """Run `work` in one read-only transaction on the writer thread (SQLite: it takes no write lock)."""
+        return await asyncio.get_running_loop().run_in_executor(self._writer, self._in_thread, work, False)
+
     def _write_sync(self, work: Callable[[Connection], T]) -> T:
-        if self._thread_engine is None:
-            if self.is_sqlite:
-                engine = create_engine(sync_url(self.url), connect_args={"timeout": 30, "check_same_thread": False},
-                                       pool_size=1, max_overflow=0)
-                self._serialize_writes(engine, begin="BEGIN IMMEDIATE", lock=self._write_lock,
-                                       acquire=lambda lock: lock.acquire_blocking())
-            else:
-                engine = create_engine(sync_url(self.url), pool_size=1, max_overflow=1, pool_pre_ping=True)
-            self._thread_engine = engine
-        with self._thread_engine.begin() as connection:
+        return self._in_thread(work, True)
+
+    def _in_thread(self, work: Callable[[Connection], T], write: bool) -> T:
+        if self._thread_engines is None:
+            self._thread_engines = (self._thread_engine(write=True), self._thread_engine(write=False))
+        with self._thread_engines[0 if write else 1].begin() as connection:
             return work(connection)
+
+    def _thread_engine(self, *, write: bool) -> Engine:
+        if not self.is_sqlite:
+            return create_engine(sync_url(self.url), pool_size=1, max_overflow=1, pool_pre_ping=True)
+        engine = create_engine(sync_url(self.url), connect_args={"timeout": 30, "check_same_thread": False},
+                               pool_size=1, max_overflow=0)
+        self._serialize_writes(engine, begin="BEGIN IMMEDIATE" if write else "BEGIN",
+                               lock=self._write_lock if write else None, acquire=lambda lock: lock.acquire_blocking())
+        return engine
 
     async def ping(self) -> None:
         from sqlalchemy import text
@@ -207,9 +216,10 @@ class Database:
         await self.engine.dispose()
         if self.read_engine is not self.engine:
             await self.read_engine.dispose()
-        if self._thread_engine is not None:
-            await asyncio.get_running_loop().run_in_executor(self._writer, self._thread_engine.dispose)
-            self._thread_engine = None
+        if self._thread_engines is not None:
+            for engine in self._thread_engines:
+                await asyncio.get_running_loop().run_in_executor(self._writer, engine.dispose)
+            self._thread_engines = None
         self._writer.shutdown(wait=False)
         if self._write_lock is not None:
             self._write_lock.close()

@@ -13,20 +13,20 @@ import os
 import socket
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from autobots.config import Settings
 from autobots.db import Database
 from autobots.db.repositories import ACTIVE_STATUSES, TERMINAL_STATUSES, RunRepository
-from autobots.db.tables import Message, Run, now
+from autobots.db.tables import Message, Run, RunEvent, now
 from autobots.errors import Conflict
 from autobots.runs._channel import Event
-from autobots.runs._executor import LiveRun, RunExecution
-from autobots.runs._journal import JournalWrite, RunJournal
+from autobots.runs._executor import HISTORY_LIMIT, HistoryRow, LiveRun, RunExecution, as_model_context
+from autobots.runs._journal import RunJournal
 from autobots.runs._ledger import HEARTBEAT_S, executor_gone, fail_run, requeue_or_fail, settle_idle_run
 from autobots.runs._recorder import RunRecorder, StaleAttempt
-from sqlalchemy import update
-from sqlmodel import select
+from sqlalchemy import Connection, select, update
 
 logger = logging.getLogger("autobots.runs")
 
@@ -158,13 +158,15 @@ class RunEngine:
             while True:
                 self._wakeups.discard(session_id)
                 try:
-                    run = await self._next_queued(session_id)
-                    if run is None:
-                        if session_id in self._wakeups:
+                    async with self._slots:
+                        claim = await self.db.read_in_thread(lambda connection: _next_queued(connection, session_id))
+                        if claim is not None and await self.db.write_in_thread(
+                                lambda connection, run=claim.run: _take(connection, run, self.owner)):
+                            await self._execute(claim)
                             continue
-                        return
-                    await self._execute(run)
                     failures = 0
+                    if claim is None and session_id not in self._wakeups:
+                        return
                 except Exception:
                     failures += 1
                     logger.warning("session %s: scheduling failed (%d in a row); retrying", session_id, failures,
@@ -173,54 +175,33 @@ class RunEngine:
         finally:
             self._drivers.pop(session_id, None)
 
-    async def _next_queued(self, session_id: str) -> Run | None:
-        async with self.db.read_session() as session:
-            statement = (select(Run).where(Run.session_id == session_id, Run.status == "queued")
-                         .order_by(Run.pk).limit(1))  # type: ignore[arg-type]
-            return (await session.exec(statement)).first()
-
-    async def _execute(self, run: Run) -> None:
-        async with self._slots:
-            attempt = run.attempt + 1
-            # Claims go through the journal: a burst of runs starting is one transaction, not one each.
-            claim = JournalWrite(run_id=run.id, attempt=run.attempt, events=[], urgent=True, expect_status=("queued",),
-                                 run_values={"status": "running", "attempt": attempt, "owner": self.owner,
-                                             "started_at": run.started_at or now(), "heartbeat_at": time.time()})
-            try:
-                await self.journal.submit(claim)
-            except StaleAttempt:
-                return  # cancelled, or claimed by another executor
-            async with self.db.read_session() as session:
-                repository = RunRepository(session)
-                fresh = await repository.get(run.id)
-                user_message = (await session.exec(select(Message).where(Message.id == run.user_message_id))).first()
-                existing = await repository.events(run.id)
-            if fresh is None or fresh.status != "running":
-                return
-            channel = self.observer.open(run.id, [
-                Event(seq=e.seq, type=e.type, data=e.data or {}, created_at=e.created_at) for e in existing])
-            live = LiveRun(run_id=run.id, session_id=run.session_id)
-            live.task = asyncio.current_task()  # type: ignore[assignment]
-            self._live[run.id] = live
-            recorder = RunRecorder(self.journal, run_id=run.id, attempt=attempt, next_seq=fresh.last_event_seq,
-                                   channel=channel)
-            try:
-                await recorder.emit("run.started", {"status": "running", "attempt": attempt})
-                content = user_message.content if user_message else ""
-                execution = RunExecution(db=self.db, settings=self.settings, sandbox=self.sandbox, run=fresh,
-                                         recorder=recorder, live=live, content=content, resume=fresh.checkpoint)
-                await execution.execute()
-            except StaleAttempt:
-                logger.warning("run %s: attempt %s is stale; its writes were refused", run.id, attempt)
-            except Exception:
-                logger.exception("run %s: could not be recorded", run.id)
-                await self.journal.drain()
-                await fail_run(self.db, run.id, reason="the run could not be recorded")
-            finally:
-                self._live.pop(run.id, None)
-                await channel.close()
-                self.observer.discard(run.id)
-                self.observer.settled(run.id)
+    async def _execute(self, claim: Claim) -> None:
+        run = claim.run
+        channel = self.observer.open(run.id, [
+            Event(seq=e["seq"], type=e["type"], data=e["data"], created_at=e["created_at"]) for e in claim.events])
+        live = LiveRun(run_id=run.id, session_id=run.session_id)
+        live.task = asyncio.current_task()  # type: ignore[assignment]
+        self._live[run.id] = live
+        recorder = RunRecorder(self.journal, run_id=run.id, attempt=run.attempt, next_seq=run.last_event_seq,
+                               channel=channel)
+        try:
+            await recorder.emit("run.started", {"status": "running", "attempt": run.attempt})
+            execution = RunExecution(db=self.db, settings=self.settings, sandbox=self.sandbox, run=run,
+                                     recorder=recorder, live=live, content=claim.content,
+                                     history=as_model_context(claim.history, run.user_message_id),
+                                     events=claim.events, resume=run.checkpoint)
+            await execution.execute()
+        except StaleAttempt:
+            logger.warning("run %s: attempt %s is stale; its writes were refused", run.id, run.attempt)
+        except Exception:
+            logger.exception("run %s: could not be recorded", run.id)
+            await self.journal.drain()
+            await fail_run(self.db, run.id, reason="the run could not be recorded")
+        finally:
+            self._live.pop(run.id, None)
+            await channel.close()
+            self.observer.discard(run.id)
+            self.observer.settled(run.id)
 
     async def _beat(self) -> None:
         """Heartbeats for live runs, so other processes can tell this executor is alive."""
@@ -235,3 +216,48 @@ class RunEngine:
                 await self.db.write_in_thread(lambda connection, beat=beat: connection.execute(beat))
             except Exception:
                 logger.warning("heartbeat write failed", exc_info=True)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A run this executor now holds (`running`, its attempt counted), with what executing it needs."""
+
+    run: Run
+    content: str
+    events: list[dict[str, Any]]
+    history: list[HistoryRow]
+
+
+def _next_queued(connection: Connection, session_id: str) -> Claim | None:
+    """The session's oldest queued run, with its user message, its events so far and the session's history
+    (read on the writer thread, without the write lock: `_take` then claims it only if it is unchanged)."""
+    row = connection.execute(select(Run).where(Run.session_id == session_id, Run.status == "queued")  # type: ignore[arg-type]
+                             .order_by(Run.pk).limit(1)).mappings().first()  # type: ignore[arg-type]
+    if row is None:
+        return None
+    run = Run(**row)
+    content = connection.execute(select(Message.content).where(Message.id == run.user_message_id)).scalar()
+    events = [dict(e) for e in connection.execute(
+        select(RunEvent.seq, RunEvent.type, RunEvent.data, RunEvent.created_at)  # type: ignore[call-overload]
+        .where(RunEvent.run_id == run.id).order_by(RunEvent.seq)).mappings()]
+    for event in events:
+        event["data"] = event["data"] or {}
+    recent = connection.execute(
+        select(Message.id, Message.role, Message.content).where(Message.session_id == session_id)  # type: ignore[call-overload]
+        .order_by(Message.pk.desc()).limit(HISTORY_LIMIT + 1)).all()  # type: ignore[union-attr]
+    history = [HistoryRow(id=r.id, role=r.role, content=r.content) for r in reversed(recent)]
+    return Claim(run=run, content=content or "", events=events, history=history)
+
+
+def _take(connection: Connection, run: Run, owner: str) -> bool:
+    """Claim a queued run for `owner` (one fenced UPDATE): only if it is still queued on the attempt read, so
+    what `_next_queued` read about it still holds. `run` becomes the claimed attempt."""
+    values = {"status": "running", "attempt": run.attempt + 1, "owner": owner,
+              "started_at": run.started_at or now(), "heartbeat_at": time.time()}
+    claimed = connection.execute(update(Run).where(Run.id == run.id, Run.attempt == run.attempt,  # type: ignore[arg-type]
+                                                   Run.status == "queued").values(**values))
+    if not claimed.rowcount:
+        return False
+    for name, value in values.items():
+        setattr(run, name, value)
+    return True

@@ -9,7 +9,6 @@ from typing import Any
 
 from autobots.config import Settings
 from autobots.db import Database
-from autobots.db.repositories import MessageRepository, RunRepository
 from autobots.db.tables import Message, Run, new_id, now
 from autobots.runs._errors import classify
 from autobots.runs._recorder import RunRecorder
@@ -45,13 +44,18 @@ class LiveRun:
     task: asyncio.Task[None] | None = None
 
 
-async def session_history(db: Database, run: Run) -> list[LLMMessage]:
-    """The session's turns before this run's user message, as model-context messages."""
-    async with db.read_session() as session:
-        rows = await MessageRepository(session).history(run.session_id, limit=HISTORY_LIMIT + 1)
+@dataclass(frozen=True)
+class HistoryRow:
+    id: str
+    role: str
+    content: str
+
+
+def as_model_context(rows: list[HistoryRow], user_message_id: str) -> list[LLMMessage]:
+    """The session's turns before the run's user message (`rows` oldest first), as model-context messages."""
     history: list[LLMMessage] = []
     for row in rows:
-        if row.id == run.user_message_id:
+        if row.id == user_message_id:
             break
         if not row.content.strip():
             continue
@@ -66,9 +70,11 @@ class RunExecution:
     """One attempt of one run, from `running` to a terminal state."""
 
     def __init__(self, *, db: Database, settings: Settings, sandbox: Any, run: Run, recorder: RunRecorder,
-                 live: LiveRun, content: str, resume: dict[str, Any] | None = None) -> None:
+                 live: LiveRun, content: str, history: list[LLMMessage], events: list[dict[str, Any]],
+                 resume: dict[str, Any] | None = None) -> None:
         self.db, self.settings, self.sandbox = db, settings, sandbox
         self.run, self.recorder, self.live, self.content = run, recorder, live, content
+        self.history, self.earlier_events = history, events
         self.resume = resume or {}
         self.transcript: list[dict[str, Any]] = []
         self.executions: list[dict[str, Any]] = []
@@ -79,10 +85,10 @@ class RunExecution:
         model_configs = workflow_service.resolve_models(spec, self.settings, vault.keys_for(self.run.workflow_id))
         ctx = BuildContext(spec=spec, model_configs=model_configs, settings=self.settings, run_id=self.run.id,
                            sandbox=self.sandbox, on_code_execution=self._record_execution,
-                           history=await session_history(self.db, self.run))
+                           history=self.history)
         workflow = compile_workflow(ctx)
         if self.resume.get("team") is not None and workflow.resumable:
-            await self._restore_record()
+            self._restore_record()
             earlier = [TextMessage(content=e["content"], source=e["source"]) for e in self.transcript]
             workflow.resume_from(self.resume["team"], earlier)
         meter = UsageMeter(spec=spec, model_configs=model_configs)
@@ -129,15 +135,14 @@ class RunExecution:
         event it follows, so the events up to that message are the record that goes with it."""
         return {"team": await workflow.checkpoint() if workflow.resumable else None}
 
-    async def _restore_record(self) -> None:
+    def _restore_record(self) -> None:
         """The transcript and code executions of earlier attempts, from their durable events: the messages,
         and the executions before the last message (the checkpoint's state does not include a later one)."""
-        async with self.db.read_session() as session:
-            events = await RunRepository(session).events(self.run.id)
-        messages = [e for e in events if e.type == "message"]
-        last_message_seq = messages[-1].seq if messages else 0
-        self.transcript = [e.data or {} for e in messages]
-        self.executions = [e.data or {} for e in events if e.type == "code.execution" and e.seq < last_message_seq]
+        messages = [e for e in self.earlier_events if e["type"] == "message"]
+        last_message_seq = messages[-1]["seq"] if messages else 0
+        self.transcript = [e["data"] for e in messages]
+        self.executions = [e["data"] for e in self.earlier_events
+                           if e["type"] == "code.execution" and e["seq"] < last_message_seq]
 
     def _expire(self) -> None:
         self.live.expired = True

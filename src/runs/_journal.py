@@ -35,7 +35,6 @@ class JournalWrite:
     run_values: dict[str, Any]
     message: Message | None = None
     urgent: bool = False
-    expect_status: tuple[str, ...] | None = None  # also fence on the run's status (a claim: "queued")
     done: asyncio.Future[None] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
 
@@ -125,8 +124,8 @@ class RunJournal:
 
 
 def _commit_group(connection: Connection, group: list[JournalWrite]) -> set[tuple[str, int]]:
-    """Per run attempt, in the order of the group: the merged update, fenced by attempt (and status, for a
-    claim), then its events and its message."""
+    """Per run attempt, in the order of the group: the merged update, fenced by attempt, then its events and
+    its message."""
     by_run: dict[tuple[str, int], list[JournalWrite]] = {}
     for write in group:
         by_run.setdefault((write.run_id, write.attempt), []).append(write)
@@ -138,8 +137,6 @@ def _commit_group(connection: Connection, group: list[JournalWrite]) -> set[tupl
         fenced = update(Run).where(Run.id == run_id, Run.attempt == attempt)  # type: ignore[arg-type]
         for write in writes:
             values.update(write.run_values)
-            if write.expect_status is not None:
-                fenced = fenced.where(Run.status.in_(write.expect_status))  # type: ignore[attr-defined]
         if not connection.execute(fenced.values(**values)).rowcount:
             stale.add((run_id, attempt))
             continue

@@ -175,9 +175,14 @@ class RunManager:
         """
         if not self._accepting:
             raise Conflict("the server is shutting down; retry shortly", code="shutting_down")
-        active = await RunRepository(session).active_for_session(session_id)
-        if active and if_busy != "enqueue":
-            raise _busy(session_id, active[0].id)
+        if if_busy != "enqueue":
+            if session.in_transaction():
+                active = await RunRepository(session).active_for_session(session_id)
+            else:  # nothing written yet: a read that takes no write lock
+                async with self.db.read_session() as read:
+                    active = await RunRepository(read).active_for_session(session_id)
+            if active:
+                raise _busy(session_id, active[0].id)
         await session.commit()
         message = Message(id=new_id("msg"), session_id=session_id, user_id=user_id, role="user", content=content)
         run = Run(id=new_id("run"), session_id=session_id, user_id=user_id, workflow_id=workflow.id,

@@ -21,6 +21,7 @@ import contextlib
 import json
 import logging
 import math
+import os
 import signal
 import socket
 import subprocess
@@ -38,6 +39,7 @@ logger = logging.getLogger("autobots.runs.workers")
 LINE_LIMIT = 64 * 1024 * 1024
 BACKLOG_BYTES = 4 * 1024 * 1024
 SWITCH_INTERVAL_S = 0.001
+WORKER_NICENESS = 10
 STOP_TIMEOUT_S = 30.0
 RESTART_BACKOFF_S = (0.5, 1.0, 2.0, 5.0, 10.0)
 
@@ -313,6 +315,8 @@ def run_worker(fd: int) -> int:
     # The database writer thread must get the interpreter soon while teams keep the event loop busy: it holds
     # the write lock that the API process may be waiting for.
     sys.setswitchinterval(SWITCH_INTERVAL_S)
+    # When runs saturate the CPU, the API process (requests, reads, streams) goes first.
+    os.nice(WORKER_NICENESS)
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
         return runner.run(_serve(fd))
 

@@ -108,7 +108,9 @@ async def post_message(chat: SessionFromPath, body: MessageCreate, user: Current
     """Send a message: starts a run in the background (202), waits for it, or streams its events."""
     workflow = await workflow_service.resolve(db, user_id=user.id, workflow_id=body.workflow_id,
                                               inline=body.workflow, sandbox=services.sandbox_view())
-    workflow = workflow or await run_service.session_workflow_or_raise(db, chat=chat)
+    if workflow is None:  # the session's own: read outside the unit of work, which then never takes the write lock
+        async with services.db.read_session() as read:
+            workflow = await run_service.session_workflow_or_raise(read, chat=chat)
     message, run = await services.runs.submit(db, user_id=user.id, session_id=chat.id, content=body.content,
                                               workflow=workflow, if_busy=body.if_busy)
     if wants_event_stream(accept):
