@@ -25,7 +25,7 @@ _ID_ALPHABET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 def new_id(prefix: str) -> str:
     """An opaque prefixed id, e.g. `run_3fZk...` (24 random base62 characters, ~143 bits).
 
-    One read of the OS's randomness per id: a byte maps to a character only below 248 (= 4 × 62), so every
+    One read of the OS's randomness per id: a byte maps to a character only below 248 (four times 62), so every
     character is equally likely; the rare short draw takes more bytes.
     """
     chars: list[str] = []
