@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import httpx
 
+T = TypeVar("T")
 API = "/api/v1"
 # The exact frame the contract promises: `id: N`, `event: TYPE`, `data: {json}`, blank line.
 _FRAME = re.compile(r"id: (\d+)\nevent: ([a-z.]+)\ndata: (\{.*\})")
@@ -42,3 +45,19 @@ def create_session(client: httpx.Client, spec: dict[str, Any], **headers: str) -
     response = client.post(f"{API}/sessions", json={"workflow": spec}, headers=headers)
     assert response.status_code == 201, response.text
     return response.json()  # type: ignore[no-any-return]
+
+
+def wait_for(predicate: Callable[[], T], timeout: float = 30.0, step: float = 0.05) -> T:
+    """Poll until `predicate` returns something truthy, and return it; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(step)
+    raise AssertionError("condition not reached in time")
+
+
+def message_events(base: str, run_id: str) -> list[dict[str, Any]]:
+    """The `message` events of a run, read over HTTP from the server at `base`."""
+    return [e for e in httpx.get(f"{base}{API}/runs/{run_id}/events").json() if e["type"] == "message"]

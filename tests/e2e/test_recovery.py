@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import signal
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.e2e._http import message_events, wait_for
 from tests.e2e.conftest import launch_server, wait_ready
 from tests.support.openai_server import FakeOpenAIServer
 
@@ -26,18 +26,6 @@ def chat_spec(base_url: str) -> dict:
     }
 
 
-def wait_for(predicate, timeout: float = 30.0, step: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    raise AssertionError("condition not reached in time")
-
-
-def message_events(base: str, run_id: str) -> list[dict]:
-    return [e for e in httpx.get(f"{base}/api/v1/runs/{run_id}/events").json() if e["type"] == "message"]
 
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGKILL, signal.SIGTERM])

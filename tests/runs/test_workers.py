@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import os
 import signal
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.e2e._http import message_events, wait_for
 from tests.e2e.conftest import ServerProcess, launch_server, stop_and_check, wait_ready
 from tests.support.openai_server import FakeOpenAIServer
 
@@ -50,15 +50,6 @@ def alive(pid: int) -> bool:
     return Path(f"/proc/{pid}/stat").exists() and " Z " not in Path(f"/proc/{pid}/stat").read_text()
 
 
-def wait_for(predicate, timeout: float = 30.0, step: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    raise AssertionError("condition not reached in time")
-
 
 @pytest.fixture
 def model() -> Iterator[FakeOpenAIServer]:
@@ -82,9 +73,6 @@ def start_run(base: str, spec: dict, content: str = "chat") -> tuple[str, str]:
     assert posted.status_code == 202, posted.text
     return session["id"], posted.json()["run"]["id"]
 
-
-def message_events(base: str, run_id: str) -> list[dict]:
-    return [e for e in httpx.get(f"{base}/api/v1/runs/{run_id}/events").json() if e["type"] == "message"]
 
 
 def test_the_server_starts_the_configured_number_of_workers(server: ServerProcess) -> None:
