@@ -87,6 +87,9 @@ class RunEngine:
     def live_count(self) -> int:
         return len(self._live)
 
+    def describe(self) -> dict[str, Any]:
+        return {"ok": self._accepting, "executor": "in-process", "live_runs": self.live_count}
+
     async def start(self) -> None:
         self.journal.start()
         self._heartbeat = asyncio.create_task(self._beat(), name="run-heartbeat")

@@ -10,7 +10,7 @@ import asyncio
 import logging
 import os
 import time
-from typing import Literal
+from typing import Any, Literal
 
 from autobots.config import Settings
 from autobots.db import Database
@@ -108,6 +108,10 @@ class RunManager:
     def live_count(self) -> int:
         """Runs executing now, as seen from this process."""
         return self.executor.live_count
+
+    def describe(self) -> dict[str, Any]:
+        """Where runs execute and whether that is working (for /readyz)."""
+        return self.executor.describe()
 
     # -- lifecycle -----------------------------------------------------------------------------------------------
 

@@ -120,6 +120,12 @@ class WorkerPool:
     def pids(self) -> list[int]:
         return [link.process.pid for link in self._links if link.process is not None]
 
+    def describe(self) -> dict[str, Any]:
+        """For readiness: how many workers there are and how many are connected now."""
+        connected = sum(1 for link in self._links if link.writer is not None and not link.writer.is_closing())
+        return {"ok": connected == self.count, "executor": "workers", "workers": self.count,
+                "connected": connected, "live_runs": self.live_count}
+
     async def start(self) -> None:
         await asyncio.gather(*(self._spawn(link) for link in self._links))
 

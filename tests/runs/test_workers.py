@@ -80,6 +80,13 @@ def test_the_server_starts_the_configured_number_of_workers(server: ServerProces
     assert "runs execute in 2 worker process(es)" in server.log()
 
 
+def test_readiness_reports_the_connected_workers(server: ServerProcess) -> None:
+    response = httpx.get(f"{server.base_url}/readyz")
+    assert response.status_code == 200
+    assert response.json()["checks"]["runs"] == {"ok": True, "executor": "workers", "workers": 2, "connected": 2,
+                                                 "live_runs": 0}
+
+
 def test_a_run_streams_every_event_in_order_from_a_worker(server: ServerProcess, model: FakeOpenAIServer) -> None:
     session = httpx.post(f"{server.base_url}/api/v1/sessions", json={"workflow": chat_spec(model.base_url, 4)}).json()
     with httpx.stream("POST", f"{server.base_url}/api/v1/sessions/{session['id']}/messages",

@@ -13,6 +13,7 @@ async def test_readyz_names_the_sandbox_and_the_stand_in_model(client):
     assert body["checks"]["sandbox"]["isolated"] is False
     assert body["checks"]["default_model"]["provider"] == "scripted"
     assert "stand-in" in body["checks"]["default_model"]["note"]
+    assert body["checks"]["runs"] == {"ok": True, "executor": "in-process", "live_runs": 0}
 
 
 async def test_metrics_counts_requests(client):

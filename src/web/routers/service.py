@@ -21,7 +21,7 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz")
 async def readyz(services: ServicesDep) -> JSONResponse:
-    """Database reachable; which sandbox runs code and why; which default model answers."""
+    """Database reachable; run executors connected; which sandbox runs code and why; which default model answers."""
     checks: dict[str, Any] = {}
     ready = True
     try:
@@ -30,6 +30,8 @@ async def readyz(services: ServicesDep) -> JSONResponse:
     except Exception as exc:
         ready = False
         checks["database"] = {"ok": False, "error": type(exc).__name__}
+    checks["runs"] = services.runs.describe()
+    ready = ready and checks["runs"]["ok"]
     choice = services.sandbox.choice if services.sandbox is not None else None
     checks["sandbox"] = {
         "ok": True, "backend": choice.kind if choice else None, "reason": choice.reason if choice else "disabled",
