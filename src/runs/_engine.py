@@ -11,22 +11,18 @@ import asyncio
 import logging
 import os
 import socket
-import time
 import uuid
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 from autobots.config import Settings
 from autobots.db import Database
-from autobots.db.repositories import ACTIVE_STATUSES, TERMINAL_STATUSES, RunRepository
-from autobots.db.tables import Message, Run, RunEvent, now
+from autobots.db.repositories import ACTIVE_STATUSES, TERMINAL_STATUSES, RunRepository, ledger
 from autobots.errors import Conflict
 from autobots.runs._channel import Event
-from autobots.runs._executor import HISTORY_LIMIT, HistoryRow, LiveRun, RunExecution, as_model_context
+from autobots.runs._executor import HISTORY_LIMIT, LiveRun, RunExecution, as_model_context
 from autobots.runs._journal import RunJournal
 from autobots.runs._ledger import HEARTBEAT_S, executor_gone, fail_run, requeue_or_fail, settle_idle_run
 from autobots.runs._recorder import RunRecorder, StaleAttempt
-from sqlalchemy import Connection, select, update
 
 logger = logging.getLogger("autobots.runs")
 
@@ -162,9 +158,10 @@ class RunEngine:
                 self._wakeups.discard(session_id)
                 try:
                     async with self._slots:
-                        claim = await self.db.read_in_thread(lambda connection: _next_queued(connection, session_id))
+                        claim = await self.db.read_in_thread(
+                            lambda connection: ledger.next_queued(connection, session_id, history_limit=HISTORY_LIMIT))
                         if claim is not None and await self.db.write_in_thread(
-                                lambda connection, run=claim.run: _take(connection, run, self.owner)):
+                                lambda connection, run=claim.run: ledger.take(connection, run, self.owner)):
                             await self._execute(claim)
                             continue
                     failures = 0
@@ -178,7 +175,7 @@ class RunEngine:
         finally:
             self._drivers.pop(session_id, None)
 
-    async def _execute(self, claim: Claim) -> None:
+    async def _execute(self, claim: ledger.QueuedRun) -> None:
         run = claim.run
         channel = self.observer.open(run.id, [
             Event(seq=e["seq"], type=e["type"], data=e["data"], created_at=e["created_at"]) for e in claim.events])
@@ -213,54 +210,7 @@ class RunEngine:
             ids = list(self._live)
             if not ids:
                 continue
-            beat = (update(Run).where(Run.id.in_(ids), Run.owner == self.owner)  # type: ignore[attr-defined]
-                    .values(heartbeat_at=time.time()))
             try:
-                await self.db.write_in_thread(lambda connection, beat=beat: connection.execute(beat))
+                await self.db.write_in_thread(lambda connection, ids=ids: ledger.beat(connection, ids, self.owner))
             except Exception:
                 logger.warning("heartbeat write failed", exc_info=True)
-
-
-@dataclass(frozen=True)
-class Claim:
-    """A run this executor now holds (`running`, its attempt counted), with what executing it needs."""
-
-    run: Run
-    content: str
-    events: list[dict[str, Any]]
-    history: list[HistoryRow]
-
-
-def _next_queued(connection: Connection, session_id: str) -> Claim | None:
-    """The session's oldest queued run, with its user message, its events so far and the session's history
-    (read on the writer thread, without the write lock: `_take` then claims it only if it is unchanged)."""
-    row = connection.execute(select(Run).where(Run.session_id == session_id, Run.status == "queued")  # type: ignore[arg-type]
-                             .order_by(Run.pk).limit(1)).mappings().first()  # type: ignore[arg-type]
-    if row is None:
-        return None
-    run = Run(**row)
-    content = connection.execute(select(Message.content).where(Message.id == run.user_message_id)).scalar()
-    events = [dict(e) for e in connection.execute(
-        select(RunEvent.seq, RunEvent.type, RunEvent.data, RunEvent.created_at)  # type: ignore[call-overload]
-        .where(RunEvent.run_id == run.id).order_by(RunEvent.seq)).mappings()]
-    for event in events:
-        event["data"] = event["data"] or {}
-    recent = connection.execute(
-        select(Message.id, Message.role, Message.content).where(Message.session_id == session_id)  # type: ignore[call-overload]
-        .order_by(Message.pk.desc()).limit(HISTORY_LIMIT + 1)).all()  # type: ignore[union-attr]
-    history = [HistoryRow(id=r.id, role=r.role, content=r.content) for r in reversed(recent)]
-    return Claim(run=run, content=content or "", events=events, history=history)
-
-
-def _take(connection: Connection, run: Run, owner: str) -> bool:
-    """Claim a queued run for `owner` (one fenced UPDATE): only if it is still queued on the attempt read, so
-    what `_next_queued` read about it still holds. `run` becomes the claimed attempt."""
-    values = {"status": "running", "attempt": run.attempt + 1, "owner": owner,
-              "started_at": run.started_at or now(), "heartbeat_at": time.time()}
-    claimed = connection.execute(update(Run).where(Run.id == run.id, Run.attempt == run.attempt,  # type: ignore[arg-type]
-                                                   Run.status == "queued").values(**values))
-    if not claimed.rowcount:
-        return False
-    for name, value in values.items():
-        setattr(run, name, value)
-    return True

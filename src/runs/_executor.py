@@ -9,6 +9,7 @@ from typing import Any
 
 from autobots.config import Settings
 from autobots.db import Database
+from autobots.db.repositories.ledger import HistoryRow
 from autobots.db.tables import Message, Run, new_id, now
 from autobots.runs._errors import classify
 from autobots.runs._recorder import RunRecorder
@@ -42,13 +43,6 @@ class LiveRun:
     expired: bool = False
     interrupted: bool = False
     task: asyncio.Task[None] | None = None
-
-
-@dataclass(frozen=True)
-class HistoryRow:
-    id: str
-    role: str
-    content: str
 
 
 def as_model_context(rows: list[HistoryRow], user_message_id: str) -> list[LLMMessage]:

@@ -16,8 +16,8 @@ from typing import Any
 
 from autobots.db import Database
 from autobots.db.message_cache import message_cache
-from autobots.db.tables import Message, Run, RunEvent
-from sqlalchemy import Connection, insert, update
+from autobots.db.repositories import ledger
+from autobots.db.tables import Message, RunEvent
 
 logger = logging.getLogger("autobots.runs")
 LINGER_S = 0.05
@@ -116,40 +116,20 @@ class RunJournal:
 
     async def _commit(self, group: list[JournalWrite]) -> set[tuple[str, int]]:
         """One transaction for the group, on the database's writer thread; returns the stale (run, attempt)s."""
-        stale = await self.db.write_in_thread(lambda connection: _commit_group(connection, group))
+        by_attempt: dict[tuple[str, int], ledger.RunWrites] = {}
+        for write in group:
+            writes = by_attempt.setdefault((write.run_id, write.attempt), ledger.RunWrites(write.run_id, write.attempt))
+            writes.values.update(write.run_values)
+            writes.events.extend({"run_id": e.run_id, "seq": e.seq, "type": e.type, "data": e.data,
+                                  "created_at": e.created_at} for e in write.events)
+            if write.message is not None:
+                writes.messages.append(write.message)
+        batches = list(by_attempt.values())
+        stale = await self.db.write_in_thread(lambda connection: ledger.apply_run_writes(connection, batches))
         for session_id in {write.message.session_id for write in group
                            if write.message is not None and (write.run_id, write.attempt) not in stale}:
             message_cache.invalidate(session_id)
         return stale
-
-
-def _commit_group(connection: Connection, group: list[JournalWrite]) -> set[tuple[str, int]]:
-    """Per run attempt, in the order of the group: the merged update, fenced by attempt, then its events and
-    its message."""
-    by_run: dict[tuple[str, int], list[JournalWrite]] = {}
-    for write in group:
-        by_run.setdefault((write.run_id, write.attempt), []).append(write)
-    stale: set[tuple[str, int]] = set()
-    events: list[dict[str, Any]] = []
-    messages: list[dict[str, Any]] = []
-    for (run_id, attempt), writes in by_run.items():
-        values: dict[str, Any] = {}
-        fenced = update(Run).where(Run.id == run_id, Run.attempt == attempt)  # type: ignore[arg-type]
-        for write in writes:
-            values.update(write.run_values)
-        if not connection.execute(fenced.values(**values)).rowcount:
-            stale.add((run_id, attempt))
-            continue
-        for write in writes:
-            events.extend({"run_id": e.run_id, "seq": e.seq, "type": e.type, "data": e.data,
-                           "created_at": e.created_at} for e in write.events)
-            if write.message is not None:
-                messages.append(write.message.model_dump(exclude={"pk"}))
-    if events:
-        connection.execute(insert(RunEvent), events)
-    if messages:
-        connection.execute(insert(Message), messages)
-    return stale
 
 
 def _consume_exception(future: asyncio.Future[None]) -> None:

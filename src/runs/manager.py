@@ -15,7 +15,7 @@ from typing import Any, Literal
 from autobots.config import Settings
 from autobots.db import Database
 from autobots.db.message_cache import message_cache
-from autobots.db.repositories import ACTIVE_STATUSES, TERMINAL_STATUSES, RunRepository
+from autobots.db.repositories import TERMINAL_STATUSES, RunRepository, ledger
 from autobots.db.tables import Message, Run, RunEvent, Workflow, new_id, now
 from autobots.errors import Conflict
 from autobots.runs._channel import ChannelRegistry, Event, RunChannel
@@ -24,7 +24,6 @@ from autobots.runs._ledger import HEARTBEAT_S, executor_gone, requeue_or_fail
 from autobots.runs.workers import WorkerPool, worker_for
 from autobots.sessions.service import SessionBusy
 from autobots.workflows.secrets import vault
-from sqlalchemy import Connection, insert, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 logger = logging.getLogger("autobots.runs")
@@ -38,19 +37,6 @@ __all__ = ["RunManager", "SessionBusy", "worker_count"]
 def _busy(session_id: str, run_id: str) -> SessionBusy:
     return SessionBusy(f"session '{session_id}' already has an active run ({run_id}); "
                        "wait for it, cancel it, or send with \"if_busy\": \"enqueue\"", param="if_busy")
-
-
-def _insert_submission(connection: Connection, message: Message, run: Run, queued: RunEvent, *,
-                       if_busy: IfBusy) -> None:
-    """The session's check for an active run, then the user message, the queued run and its first event."""
-    active = connection.execute(
-        select(Run.id).where(Run.session_id == run.session_id, Run.status.in_(ACTIVE_STATUSES))  # type: ignore[attr-defined,arg-type]
-        .order_by(Run.pk).limit(1)).scalar()  # type: ignore[arg-type]
-    if active is not None and if_busy != "enqueue":
-        raise _busy(run.session_id, active)
-    connection.execute(insert(Message).values(**message.model_dump(exclude={"pk"})))
-    connection.execute(insert(Run).values(**run.model_dump(exclude={"pk"})))
-    connection.execute(insert(RunEvent).values(**queued.model_dump(exclude={"pk"})))
 
 
 def worker_count(settings: Settings) -> int:
@@ -196,8 +182,10 @@ class RunManager:
         queued = RunEvent(run_id=run.id, seq=1, type="run.queued", data={"status": "queued"}, created_at=now())
         lock = self._session_locks.setdefault(session_id, asyncio.Lock())
         async with lock:  # PostgreSQL: the check below must not interleave with another submit of this process
-            await self.db.write_in_thread(lambda connection: _insert_submission(connection, message, run, queued,
-                                                                                 if_busy=if_busy))
+            busy_with = await self.db.write_in_thread(lambda connection: ledger.insert_submission(
+                connection, message, run, queued, enqueue=if_busy == "enqueue"))
+        if busy_with is not None:
+            raise _busy(session_id, busy_with)
         message_cache.invalidate(session_id)
         self._kick(session_id)
         return message, run

@@ -1,5 +1,7 @@
-"""All SQL lives here: one repository class per table, built from a session."""
+"""All SQL lives here: one repository class per table, built from a session; and `ledger`, the run
+ledger's hot writes as functions of a connection (run on the database's writer thread)."""
 
+from autobots.db.repositories import ledger
 from autobots.db.repositories._base import Page, PageQuery
 from autobots.db.repositories.gallery import GalleryRepository
 from autobots.db.repositories.idempotency import IdempotencyRepository
@@ -21,4 +23,5 @@ __all__ = [
     "SessionRepository",
     "UserRepository",
     "WorkflowRepository",
+    "ledger",
 ]
