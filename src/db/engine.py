@@ -121,8 +121,8 @@ class Database:
     def _engine(self, url: str, *, begin: str, writer: bool) -> AsyncEngine:
         # Requests, run executors and the run journal each hold a connection only briefly (streams give
         # theirs back before streaming). SQLite takes one writer at a time anyway: its write engine has one
-        # connection, so writers of this process queue cheaply in the pool instead of spinning in SQLite's
-        # busy handler; the busy timeout still covers other processes (the CLI, a second server).
+        # connection, so writers of this process queue cheaply in the pool; across processes (the API, its
+        # run workers, the CLI) writers queue on `SqliteWriteLock`. The busy timeout covers other tools.
         if not self.is_sqlite:
             return create_async_engine(async_url(url), pool_size=10, max_overflow=30, pool_pre_ping=True)
         pool = {"pool_size": 1, "max_overflow": 0, "pool_timeout": 300} if writer else {
@@ -182,14 +182,11 @@ class Database:
         For the hot writes of run executors: the transaction (and, on SQLite, the write lock) is never held
         across event-loop turns, which take long in a process busy running many teams.
         """
-        return await asyncio.get_running_loop().run_in_executor(self._writer, self._write_sync, work)
+        return await asyncio.get_running_loop().run_in_executor(self._writer, self._in_thread, work, True)
 
     async def read_in_thread(self, work: Callable[[Connection], T]) -> T:
         """Run `work` in one read-only transaction on the writer thread (SQLite: it takes no write lock)."""
         return await asyncio.get_running_loop().run_in_executor(self._writer, self._in_thread, work, False)
-
-    def _write_sync(self, work: Callable[[Connection], T]) -> T:
-        return self._in_thread(work, True)
 
     def _in_thread(self, work: Callable[[Connection], T], write: bool) -> T:
         if self._thread_engines is None:

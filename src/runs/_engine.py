@@ -21,8 +21,8 @@ from autobots.errors import Conflict
 from autobots.runs._channel import Event
 from autobots.runs._executor import HISTORY_LIMIT, LiveRun, RunExecution, as_model_context
 from autobots.runs._journal import RunJournal
-from autobots.runs._ledger import HEARTBEAT_S, executor_gone, fail_run, requeue_or_fail, settle_idle_run
 from autobots.runs._recorder import RunRecorder, StaleAttempt
+from autobots.runs._recovery import HEARTBEAT_S, executor_gone, fail_run, requeue_or_fail, settle_idle_run
 
 logger = logging.getLogger("autobots.runs")
 
@@ -132,9 +132,10 @@ class RunEngine:
             if not live.cancel_requested:
                 live.cancel_requested = True
                 async with self.db.session() as session:
-                    run = await RunRepository(session).get(run_id)
+                    repository = RunRepository(session)
+                    run = await repository.get(run_id)
                     if run is not None:
-                        await RunRepository(session).update_fenced(run_id, run.attempt, {"status": "cancelling"})
+                        await repository.update_fenced(run_id, run.attempt, {"status": "cancelling"})
                 live.token.cancel()
             return
         async with self.db.session() as session:

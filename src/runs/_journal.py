@@ -17,7 +17,8 @@ from typing import Any
 from autobots.db import Database
 from autobots.db.message_cache import message_cache
 from autobots.db.repositories import ledger
-from autobots.db.tables import Message, RunEvent
+from autobots.db.tables import Message
+from autobots.runs._channel import Event
 
 logger = logging.getLogger("autobots.runs")
 LINGER_S = 0.05
@@ -31,7 +32,7 @@ class StaleAttempt(Exception):
 class JournalWrite:
     run_id: str
     attempt: int
-    events: list[RunEvent]
+    events: list[Event]
     run_values: dict[str, Any]
     message: Message | None = None
     urgent: bool = False
@@ -120,7 +121,7 @@ class RunJournal:
         for write in group:
             writes = by_attempt.setdefault((write.run_id, write.attempt), ledger.RunWrites(write.run_id, write.attempt))
             writes.values.update(write.run_values)
-            writes.events.extend({"run_id": e.run_id, "seq": e.seq, "type": e.type, "data": e.data,
+            writes.events.extend({"run_id": write.run_id, "seq": e.seq, "type": e.type, "data": e.data,
                                   "created_at": e.created_at} for e in write.events)
             if write.message is not None:
                 writes.messages.append(write.message)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from autobots.db.tables import Message, RunEvent, now
+from autobots.db.tables import Message, now
 from autobots.runs._channel import Event, RunChannel
 from autobots.runs._journal import JournalWrite, RunJournal, StaleAttempt
 
@@ -34,7 +34,7 @@ class RunRecorder:
         rows = []
         for type, data in events:
             self.seq += 1
-            rows.append(RunEvent(run_id=self.run_id, seq=self.seq, type=type, data=data, created_at=now()))
+            rows.append(Event(seq=self.seq, type=type, data=data, created_at=now()))
         values = {"last_event_seq": self.seq, **(run_values or {})}
         done = self.journal.submit(JournalWrite(run_id=self.run_id, attempt=self.attempt, events=rows,
                                                 run_values=values, message=message, urgent=durable))
@@ -45,7 +45,7 @@ class RunRecorder:
         else:
             self._unconfirmed.append(done)
         for row in rows:
-            await self.channel.append(Event(seq=row.seq, type=row.type, data=row.data or {}, created_at=row.created_at))
+            await self.channel.append(row)
 
     def _raise_earlier_failure(self) -> None:
         still_open = []

@@ -20,7 +20,7 @@ from autobots.db.tables import Message, Run, RunEvent, Workflow, new_id, now
 from autobots.errors import Conflict
 from autobots.runs._channel import ChannelRegistry, Event, RunChannel
 from autobots.runs._engine import RunEngine, new_owner
-from autobots.runs._ledger import HEARTBEAT_S, executor_gone, requeue_or_fail
+from autobots.runs._recovery import HEARTBEAT_S, executor_gone, requeue_or_fail
 from autobots.runs.workers import WorkerPool, worker_for
 from autobots.sessions.service import SessionBusy
 from autobots.workflows.secrets import vault

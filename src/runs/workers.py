@@ -117,9 +117,6 @@ class WorkerPool:
         """Runs held by workers are recognised by their owner (a live process on this host)."""
         return False
 
-    def pids(self) -> list[int]:
-        return [link.process.pid for link in self._links if link.process is not None]
-
     def describe(self) -> dict[str, Any]:
         """For readiness: how many workers there are and how many are connected now."""
         connected = sum(1 for link in self._links if link.writer is not None and not link.writer.is_closing())
