@@ -27,11 +27,13 @@ def main() -> None:
     sessions = json.loads(Path(args.sessions).read_text())
     stop = Path(args.stop_file)
     latencies: list[float] = []
+    sent_at: list[float] = []  # seconds since the first sample, per latency: where in the load it fell
     errors = 0
     end = time.monotonic() + args.max_s
     with httpx.Client(base_url=args.base_url, timeout=30) as client:
         client.get("/healthz")
         i = 0
+        t0 = time.perf_counter()
         while not stop.exists() and time.monotonic() < end:
             session_id = sessions[i % len(sessions)]
             i += 1
@@ -44,10 +46,11 @@ def main() -> None:
             elapsed = (time.perf_counter() - started) * 1000
             if ok:
                 latencies.append(elapsed)
+                sent_at.append(started - t0)
             else:
                 errors += 1
             time.sleep(max(0.0, args.interval_ms / 1000 - elapsed / 1000))
-    print(json.dumps({"latencies_ms": latencies, "errors": errors}), flush=True)
+    print(json.dumps({"latencies_ms": latencies, "sent_at_s": sent_at, "errors": errors}), flush=True)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from sqlalchemy.util import await_only
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 T = TypeVar("T")
+READER_THREADS = 4
 _ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
 _SYNC_DRIVERS = {"sqlite": "sqlite", "postgresql": "postgresql+psycopg"}
 
@@ -115,8 +116,11 @@ class Database:
         self.read_engine = self._engine(url, begin="BEGIN", writer=False) if self.is_sqlite else self.engine
         self.sessionmaker = async_sessionmaker(self.engine, class_=AsyncSession, expire_on_commit=False)
         self.read_sessionmaker = async_sessionmaker(self.read_engine, class_=AsyncSession, expire_on_commit=False)
-        self._thread_engines: tuple[Engine, Engine] | None = None  # (write, read), made on first use
+        # The writer thread's engine and the reader threads' (key: write?); they connect on first use.
+        self._thread_engines: dict[bool, Engine] = {True: self._thread_engine(write=True),
+                                                    False: self._thread_engine(write=False)}
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="db-writer")
+        self._reader = ThreadPoolExecutor(max_workers=READER_THREADS, thread_name_prefix="db-reader")
 
     def _engine(self, url: str, *, begin: str, writer: bool) -> AsyncEngine:
         # Requests, run executors and the run journal each hold a connection only briefly (streams give
@@ -185,20 +189,21 @@ class Database:
         return await asyncio.get_running_loop().run_in_executor(self._writer, self._in_thread, work, True)
 
     async def read_in_thread(self, work: Callable[[Connection], T]) -> T:
-        """Run `work` in one read-only transaction on the writer thread (SQLite: it takes no write lock)."""
-        return await asyncio.get_running_loop().run_in_executor(self._writer, self._in_thread, work, False)
+        """Run `work` in one read-only transaction on this process's reader thread (SQLite: it never waits for
+        writers). For hot reads: one thread hop for the whole read instead of one per statement, and one
+        thread instead of a pool of them contending for the interpreter."""
+        return await asyncio.get_running_loop().run_in_executor(self._reader, self._in_thread, work, False)
 
     def _in_thread(self, work: Callable[[Connection], T], write: bool) -> T:
-        if self._thread_engines is None:
-            self._thread_engines = (self._thread_engine(write=True), self._thread_engine(write=False))
-        with self._thread_engines[0 if write else 1].begin() as connection:
+        with self._thread_engines[write].begin() as connection:
             return work(connection)
 
     def _thread_engine(self, *, write: bool) -> Engine:
+        size = 1 if write else READER_THREADS
         if not self.is_sqlite:
-            return create_engine(sync_url(self.url), pool_size=1, max_overflow=1, pool_pre_ping=True)
+            return create_engine(sync_url(self.url), pool_size=size, max_overflow=1, pool_pre_ping=True)
         engine = create_engine(sync_url(self.url), connect_args={"timeout": 30, "check_same_thread": False},
-                               pool_size=1, max_overflow=0)
+                               pool_size=size, max_overflow=0)
         self._serialize_writes(engine, begin="BEGIN IMMEDIATE" if write else "BEGIN",
                                lock=self._write_lock if write else None, acquire=lambda lock: lock.acquire_blocking())
         return engine
@@ -213,11 +218,11 @@ class Database:
         await self.engine.dispose()
         if self.read_engine is not self.engine:
             await self.read_engine.dispose()
-        if self._thread_engines is not None:
-            for engine in self._thread_engines:
-                await asyncio.get_running_loop().run_in_executor(self._writer, engine.dispose)
-            self._thread_engines = None
+        for write, engine in list(self._thread_engines.items()):
+            await asyncio.get_running_loop().run_in_executor(self._writer if write else self._reader, engine.dispose)
+        self._thread_engines.clear()
         self._writer.shutdown(wait=False)
+        self._reader.shutdown(wait=False)
         if self._write_lock is not None:
             self._write_lock.close()
             self._write_lock = None

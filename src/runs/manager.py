@@ -15,9 +15,9 @@ from typing import Any, Literal
 from autobots.config import Settings
 from autobots.db import Database
 from autobots.db.message_cache import message_cache
-from autobots.db.repositories import TERMINAL_STATUSES, RunRepository, ledger
-from autobots.db.tables import Message, Run, RunEvent, Workflow, new_id, now
-from autobots.errors import Conflict
+from autobots.db.repositories import PUBLIC_ONLY, TERMINAL_STATUSES, RunRepository, fetch_one, ledger
+from autobots.db.tables import Message, Run, RunEvent, new_id, now
+from autobots.errors import Conflict, InvalidRequest
 from autobots.runs._channel import ChannelRegistry, Event, RunChannel
 from autobots.runs._engine import RunEngine, new_owner
 from autobots.runs._recovery import HEARTBEAT_S, executor_gone, requeue_or_fail
@@ -155,37 +155,41 @@ class RunManager:
     # -- submitting ----------------------------------------------------------------------------------------------
 
     async def submit(self, session: AsyncSession, *, user_id: str, session_id: str, content: str,
-                     workflow: Workflow, if_busy: IfBusy = "reject") -> tuple[Message, Run]:
-        """Persist the user message and a queued run, then schedule the run.
+                     workflow_id: str, if_busy: IfBusy = "reject") -> tuple[Message, Run]:
+        """Persist the user message and a queued run of `workflow_id`, then schedule the run.
 
-        A busy session is refused within the caller's unit of work (which then rolls back, with e.g. the inline
-        workflow it created); otherwise that unit is committed, and the message and the run are written in
-        one short transaction on the writer thread (which checks again), so that the database write lock is
-        never held while this process's event loop serves other requests.
+        The caller's unit of work is committed first; the message and the run are then written in one short
+        transaction on the writer thread, which checks that the session has no active run (unless enqueuing)
+        and that the workflow still exists, so that the database write lock is never held while this process's
+        event loop serves other requests. When the unit of work wrote something (an inline workflow), a busy
+        session is refused before it commits, so nothing of the request is kept.
+
+        Raises:
+            SessionBusy: The session has an active run and `if_busy` is "reject".
+            InvalidRequest: The workflow was deleted.
         """
         if not self._accepting:
             raise Conflict("the server is shutting down; retry shortly", code="shutting_down")
-        if if_busy != "enqueue":
-            if session.in_transaction():
-                active = await RunRepository(session).active_for_session(session_id)
-            else:  # nothing written yet: a read that takes no write lock
-                async with self.db.read_session() as read:
-                    active = await RunRepository(read).active_for_session(session_id)
+        if if_busy != "enqueue" and session.in_transaction():
+            active = await RunRepository(session).active_for_session(session_id)
             if active:
                 raise _busy(session_id, active[0].id)
         await session.commit()
         message = Message(id=new_id("msg"), session_id=session_id, user_id=user_id, role="user", content=content)
-        run = Run(id=new_id("run"), session_id=session_id, user_id=user_id, workflow_id=workflow.id,
-                  user_message_id=message.id, spec=workflow.spec, status="queued", last_event_seq=1,
+        run = Run(id=new_id("run"), session_id=session_id, user_id=user_id, workflow_id=workflow_id,
+                  user_message_id=message.id, status="queued", last_event_seq=1,
                   usage={"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0})
         message.run_id = run.id
         queued = RunEvent(run_id=run.id, seq=1, type="run.queued", data={"status": "queued"}, created_at=now())
         lock = self._session_locks.setdefault(session_id, asyncio.Lock())
         async with lock:  # PostgreSQL: the check below must not interleave with another submit of this process
-            busy_with = await self.db.write_in_thread(lambda connection: ledger.insert_submission(
+            refusal = await self.db.write_in_thread(lambda connection: ledger.insert_submission(
                 connection, message, run, queued, enqueue=if_busy == "enqueue"))
-        if busy_with is not None:
-            raise _busy(session_id, busy_with)
+        if refusal is not None and refusal.workflow_deleted:
+            raise InvalidRequest("the session's workflow was deleted: pass workflow_id or an inline workflow",
+                                 param="workflow_id", code="workflow_deleted", status=422)
+        if refusal is not None:
+            raise _busy(session_id, refusal.busy_with or "")
         message_cache.invalidate(session_id)
         self._kick(session_id)
         return message, run
@@ -226,7 +230,7 @@ class RunManager:
         self.channels.poke(run_id)
 
     async def _reload(self, run_id: str) -> Run:
-        async with self.db.read_session() as session:
-            run = await RunRepository(session).get(run_id)
+        run = await self.db.read_in_thread(
+            lambda connection: fetch_one(connection, Run, Run.id == run_id, options=PUBLIC_ONLY))
         assert run is not None
         return run

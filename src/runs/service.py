@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from autobots.db.repositories import MessageRepository, Page, PageQuery, RunRepository, WorkflowRepository
-from autobots.db.tables import ChatSession, Message, Run, RunEvent, Workflow
+from autobots.db.repositories import PUBLIC_ONLY, MessageRepository, Page, PageQuery, RunRepository, fetch_one
+from autobots.db.tables import ChatSession, Message, Run, RunEvent
 from autobots.errors import InvalidRequest, NotFound
+from sqlalchemy import Connection
+from sqlmodel import Session, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 
@@ -19,6 +21,20 @@ async def get_or_raise(session: AsyncSession, *, user_id: str, run_id: str) -> R
     return run
 
 
+def public_run(connection: Connection, run_id: str) -> Run | None:
+    """A run without its executor-only fields, in one read on a thread's connection."""
+    return fetch_one(connection, Run, Run.id == run_id, options=PUBLIC_ONLY)
+
+
+def events_after(connection: Connection, run_id: str, starting_after: int) -> tuple[list[RunEvent], Run | None]:
+    """The run's events after `starting_after`, then the run (read after them: when it is terminal, no event of
+    it is missing from the list), in one read on a thread's connection."""
+    with Session(bind=connection) as session:
+        events = list(session.exec(select(RunEvent).where(RunEvent.run_id == run_id, RunEvent.seq > starting_after)
+                                   .order_by(RunEvent.seq)).all())  # type: ignore[arg-type]
+    return events, public_run(connection, run_id)
+
+
 async def list_for_session(session: AsyncSession, *, session_id: str, page: PageQuery) -> Page[Run]:
     return await RunRepository(session).list_for_session(session_id, page)
 
@@ -27,16 +43,13 @@ async def list_events(session: AsyncSession, *, run_id: str, starting_after: int
     return await RunRepository(session).events(run_id, starting_after=starting_after)
 
 
-async def session_workflow_or_raise(session: AsyncSession, *, chat: ChatSession) -> Workflow:
-    """The workflow a session runs with; a session without one cannot take messages."""
+def session_workflow_id(chat: ChatSession) -> str:
+    """The workflow a session runs with; a session without one cannot take messages. (Whether that workflow
+    still exists is checked when the run is submitted.)"""
     if chat.workflow_id is None:
         raise InvalidRequest("this session has no workflow: pass workflow_id or an inline workflow",
                              param="workflow_id", code="workflow_required", status=422)
-    row = await WorkflowRepository(session).get(chat.workflow_id)
-    if row is None or row.deleted_at is not None:
-        raise InvalidRequest("the session's workflow was deleted: pass workflow_id or an inline workflow",
-                             param="workflow_id", code="workflow_deleted", status=422)
-    return row
+    return chat.workflow_id
 
 
 async def reply_of(session: AsyncSession, *, run: Run) -> Message | None:

@@ -318,8 +318,6 @@ def run_worker(fd: int) -> int:
     # The database writer thread must get the interpreter soon while teams keep the event loop busy: it holds
     # the write lock that the API process may be waiting for.
     sys.setswitchinterval(SWITCH_INTERVAL_S)
-    # When runs saturate the CPU, the API process (requests, reads, streams) goes first.
-    os.nice(WORKER_NICENESS)
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
         return runner.run(_serve(fd))
 
@@ -350,6 +348,11 @@ async def _serve(fd: int) -> int:
     message_cache.enabled = False
     message_cache.listeners.append(link.changed)
     db = Database(settings.database_url)
+    await db.read_in_thread(lambda connection: None)  # the writer thread exists before the nice below
+    # When runs saturate the CPU, the API process (requests, reads, streams) goes first. On Linux a nice value
+    # is per thread and inherited by threads created later: the database writer thread, made above, keeps
+    # the normal priority, so the write lock it holds is not held hostage by a starved worker.
+    os.nice(WORKER_NICENESS)
     sandbox = SandboxManager(settings)
     await sandbox.start()
     for provider in {"openai", models.resolve_default_model(settings).provider}:

@@ -14,6 +14,7 @@ from autobots.db.repositories import (
     RunRepository,
     SessionRepository,
 )
+from autobots.db.repositories.messages import owned_raw_messages
 from autobots.db.tables import ChatSession, Message, new_id, now
 from autobots.errors import Conflict, NotFound
 from sqlalchemy.exc import IntegrityError
@@ -123,9 +124,18 @@ async def owned_messages_json(db: Database, *, user_id: str, session_id: str,
         messages = message_cache.get(session_id)
         if messages is not None:
             return page_of(messages, page)
-    async with db.read_session() as session:
-        await ensure_owner(session, user_id=user_id, session_id=session_id)
-        return await list_messages_json(session, session_id=session_id, page=page)
+    version = message_cache.version(session_id)
+    rows = await db.read_in_thread(lambda connection: owned_raw_messages(
+        connection, user_id=user_id, session_id=session_id, limit=MAX_MESSAGES + 1))
+    if rows is None:
+        raise SessionNotFound(f"no session with id '{session_id}'", param="session_id")
+    message_cache.remember_owner(session_id, user_id)
+    if len(rows) > MAX_MESSAGES:
+        async with db.read_session() as session:
+            return await _render_page_from_database(session, session_id=session_id, page=page)
+    messages = [CachedMessage(pk=row[0], id=row[1], json=render_message(*row[1:])) for row in rows]
+    message_cache.put(session_id, version, messages)
+    return page_of(messages, page)
 
 
 async def list_messages_json(session: AsyncSession, *, session_id: str, page: PageQuery) -> Page[CachedMessage]:

@@ -15,6 +15,7 @@ from autobots.db.message_cache import message_cache
 from autobots.errors import AutobotsError
 from autobots.runs import RunManager, worker_count
 from autobots.sandbox import SandboxManager
+from autobots.web.admission import WriteAdmission
 from autobots.web.deps import Services
 from autobots.web.errors import install_error_handlers
 from autobots.web.idempotency import IdempotencyMiddleware
@@ -81,6 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     for module in (workflows, sessions, messages, runs, gallery, service, compat):
         app.include_router(module.router)
+    app.add_middleware(WriteAdmission, limit=settings.max_concurrent_writes)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes, metrics=app.state.metrics,
                        wrap_posts=IdempotencyMiddleware)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

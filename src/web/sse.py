@@ -7,8 +7,9 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from autobots.db import Database
-from autobots.db.repositories import TERMINAL_STATUSES, RunRepository
+from autobots.db.repositories import TERMINAL_STATUSES
 from autobots.runs import Event, RunManager
+from autobots.runs import service as run_service
 from fastapi.responses import StreamingResponse
 
 KEEPALIVE_S = 15.0
@@ -42,10 +43,8 @@ async def run_events(db: Database, runs: RunManager, run_id: str, starting_after
                     return
             if channel.closed:
                 continue
-        async with db.read_session() as session:
-            repository = RunRepository(session)
-            rows = await repository.events(run_id, starting_after=position)
-            run = await repository.get(run_id)
+        rows, run = await db.read_in_thread(
+            lambda connection, after=position: run_service.events_after(connection, run_id, after))
         for row in rows:
             position = row.seq
             yield format_event(Event(seq=row.seq, type=row.type, data=row.data or {}, created_at=row.created_at))

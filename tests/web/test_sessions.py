@@ -115,6 +115,15 @@ class TestPostMessage:
         assert response.json()["error"]["code"] == "workflow_required"
         assert (await client.get(f"/api/v1/sessions/{session['id']}/messages")).json()["data"] == []
 
+    async def test_session_whose_workflow_was_deleted_takes_no_message(self, client):
+        session = await create_session(client)
+        assert (await client.delete(f"/api/v1/workflows/{session['workflow_id']}")).status_code == 204
+        response = await client.post(f"/api/v1/sessions/{session['id']}/messages", json={"content": "hi"})
+        assert response.status_code == 422
+        assert response.json()["error"]["code"] == "workflow_deleted"
+        assert (await client.get(f"/api/v1/sessions/{session['id']}/messages")).json()["data"] == []
+        assert (await client.get(f"/api/v1/sessions/{session['id']}/runs")).json()["data"] == []
+
     async def test_message_can_name_another_workflow(self, client):
         session = await create_session(client)
         response = await client.post(f"/api/v1/sessions/{session['id']}/messages?wait=true",

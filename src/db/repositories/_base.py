@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, TypeVar
 
-from sqlalchemy import ColumnElement
-from sqlmodel import SQLModel, select
+from sqlalchemy import ColumnElement, Connection
+from sqlmodel import Session, SQLModel, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 Row = TypeVar("Row", bound=SQLModel)
@@ -27,6 +27,13 @@ class PageQuery:
     before: str | None = None
 
 
+def fetch_one(connection: Connection, model: type[Row], *where: Any, options: tuple[Any, ...] = ()) -> Row | None:
+    """One row as a model instance (detached, as rows of a closed session are), read on a thread's connection
+    (`Database.read_in_thread`): the hot reads' one-hop path."""
+    with Session(bind=connection) as session:
+        return session.exec(select(model).where(*where).options(*options)).first()
+
+
 class Repository(Generic[Row]):
     """One table; subclasses set `model`. Rows are filtered by owner in the query itself."""
 
@@ -38,8 +45,9 @@ class Repository(Generic[Row]):
     def _col(self, name: str) -> Any:
         return getattr(self.model, name)
 
-    async def get(self, id: str, *, filters: list[ColumnElement[bool]] | None = None) -> Row | None:
-        statement = select(self.model).where(self._col("id") == id, *(filters or []))
+    async def get(self, id: str, *, filters: list[ColumnElement[bool]] | None = None,
+                  options: tuple[Any, ...] = ()) -> Row | None:
+        statement = select(self.model).where(self._col("id") == id, *(filters or [])).options(*options)
         return (await self.session.exec(statement)).first()
 
     async def add(self, row: Row) -> Row:
@@ -52,11 +60,11 @@ class Repository(Generic[Row]):
         await self.session.flush()
 
     async def paginate(self, page: PageQuery, *, filters: list[ColumnElement[bool]],
-                       columns: list[Any] | None = None) -> Page[Any]:
+                       columns: list[Any] | None = None, options: tuple[Any, ...] = ()) -> Page[Any]:
         """Cursor pagination over `pk`; `after`/`before` are ids in the listing's own order. With `columns`,
         rows are tuples of those columns instead of model instances."""
         pk = self._col("pk")
-        statement = (select(*columns) if columns else select(self.model)).where(*filters)
+        statement = (select(*columns) if columns else select(self.model).options(*options)).where(*filters)
         for cursor, forward in ((page.after, True), (page.before, False)):
             if cursor is None:
                 continue

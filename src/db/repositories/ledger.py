@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from autobots.db.repositories.runs import ACTIVE_STATUSES
-from autobots.db.tables import Message, Run, RunEvent, now
+from autobots.db.tables import Message, Run, RunEvent, Workflow, now
 from sqlalchemy import Connection, insert, select, update
 
 
@@ -41,15 +41,28 @@ class RunWrites:
     messages: list[Message] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Refusal:
+    """Why a submission wrote nothing: the session's active run, or its workflow is gone."""
+
+    busy_with: str | None = None
+    workflow_deleted: bool = False
+
+
 def insert_submission(connection: Connection, message: Message, run: Run, queued: RunEvent, *,
-                      enqueue: bool) -> str | None:
-    """The user message, its queued run and the run's first event, unless the session has an active run and
-    `enqueue` is false: then nothing is written and that run's id is returned."""
+                      enqueue: bool) -> Refusal | None:
+    """The user message, its queued run (with a copy of its workflow's spec) and the run's first event; nothing
+    when the workflow was deleted, or when the session has an active run and `enqueue` is false."""
+    spec = connection.execute(select(Workflow.spec).where(Workflow.id == run.workflow_id,  # type: ignore[arg-type]
+                                                          Workflow.deleted_at.is_(None))).scalar()  # type: ignore[union-attr]
+    if spec is None:
+        return Refusal(workflow_deleted=True)
     active = connection.execute(
         select(Run.id).where(Run.session_id == run.session_id, Run.status.in_(ACTIVE_STATUSES))  # type: ignore[attr-defined,arg-type]
         .order_by(Run.pk).limit(1)).scalar()  # type: ignore[arg-type]
     if active is not None and not enqueue:
-        return str(active)
+        return Refusal(busy_with=str(active))
+    run.spec = spec
     connection.execute(insert(Message).values(**message.model_dump(exclude={"pk"})))
     connection.execute(insert(Run).values(**run.model_dump(exclude={"pk"})))
     connection.execute(insert(RunEvent).values(**queued.model_dump(exclude={"pk"})))

@@ -4,9 +4,26 @@ from typing import Any
 
 from autobots.db.message_cache import mark_dirty
 from autobots.db.repositories._base import Page, PageQuery, Repository
-from autobots.db.tables import Message
-from sqlalchemy import Text, cast, delete
+from autobots.db.tables import ChatSession, Message
+from sqlalchemy import Connection, Text, cast, delete
 from sqlmodel import select
+
+
+def _raw_messages(session_id: str, limit: int) -> Any:
+    return (select(Message.pk, Message.id, Message.session_id, Message.run_id, Message.role, Message.content,
+                   cast(Message.meta, Text), Message.created_at)
+            .where(Message.session_id == session_id)
+            .order_by(Message.pk)  # type: ignore[arg-type]
+            .limit(limit))
+
+
+def owned_raw_messages(connection: Connection, *, user_id: str, session_id: str, limit: int) -> list[Any] | None:
+    """`MessageRepository.all_raw` in one read on a thread's connection (`Database.read_in_thread`), or None
+    when the session is not the user's."""
+    owner = connection.execute(select(ChatSession.user_id).where(ChatSession.id == session_id)).scalar()
+    if owner != user_id:
+        return None
+    return list(connection.execute(_raw_messages(session_id, limit)).all())
 
 
 class MessageRepository(Repository[Message]):
@@ -21,14 +38,7 @@ class MessageRepository(Repository[Message]):
     async def all_raw(self, session_id: str, *, limit: int) -> list[Any]:
         """Up to `limit` of the session's messages, oldest first, as tuples `(pk, id, session_id, run_id, role,
         content, meta, created_at)` with `meta` as its stored JSON text (the read path serves it as it is)."""
-        statement = (
-            select(Message.pk, Message.id, Message.session_id, Message.run_id, Message.role, Message.content,
-                   cast(Message.meta, Text), Message.created_at)
-            .where(Message.session_id == session_id)
-            .order_by(Message.pk)  # type: ignore[arg-type]
-            .limit(limit)
-        )
-        return list((await self.session.exec(statement)).all())  # type: ignore[call-overload]
+        return list((await self.session.exec(_raw_messages(session_id, limit))).all())  # type: ignore[call-overload]
 
     async def history(self, session_id: str, *, limit: int = 200) -> list[Message]:
         """The last `limit` messages of a session, oldest first (for replay into a team)."""

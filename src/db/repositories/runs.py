@@ -5,20 +5,25 @@ from typing import Any
 from autobots.db.repositories._base import Page, PageQuery, Repository
 from autobots.db.tables import Run, RunEvent
 from sqlalchemy import func, update
+from sqlalchemy.orm import defer
 from sqlmodel import select
 
 ACTIVE_STATUSES = ("queued", "running", "cancelling")
 TERMINAL_STATUSES = ("completed", "failed", "cancelled")
+# What API reads of a run leave out: the spec copy and the team checkpoint are for executors, and are the bulk
+# of a running run's row. Touching them on a row loaded this way raises instead of loading them.
+PUBLIC_ONLY = (defer(Run.spec, raiseload=True), defer(Run.checkpoint, raiseload=True))  # type: ignore[arg-type]
 
 
 class RunRepository(Repository[Run]):
     model = Run
 
     async def get_owned(self, id: str, user_id: str) -> Run | None:
-        return await self.get(id, filters=[Run.user_id == user_id])
+        """The caller's run, without its executor-only fields (`PUBLIC_ONLY`)."""
+        return await self.get(id, filters=[Run.user_id == user_id], options=PUBLIC_ONLY)
 
     async def list_for_session(self, session_id: str, page: PageQuery) -> Page[Run]:
-        return await self.paginate(page, filters=[Run.session_id == session_id])
+        return await self.paginate(page, filters=[Run.session_id == session_id], options=PUBLIC_ONLY)
 
     async def active_for_session(self, session_id: str) -> list[Run]:
         statement = (

@@ -27,6 +27,7 @@ from autobots.gallery import service as gallery_service
 from autobots.runs import service as run_service
 from autobots.sessions import service as session_service
 from autobots.users import service as user_service
+from autobots.web import admission
 from autobots.web.auth import CurrentUser
 from autobots.web.deps import DbSession, Services, ServicesDep
 from autobots.web.schemas import GalleryItemOut, MessageOut, PostedMessage, gallery_out, message_out, run_out
@@ -307,18 +308,21 @@ def reply_envelope(message: Message, run: Any, reply: Message | None) -> dict[st
 # -- routes --------------------------------------------------------------------------------------------------------
 
 @router.post("/messages", response_model=SeedReply)
-async def post_message(body: SeedMessageRequest, caller: CurrentUser, db: SeedDb, services: ServicesDep) -> Any:
+async def post_message(body: SeedMessageRequest, caller: CurrentUser, db: SeedDb, services: ServicesDep,
+                       request: Request) -> Any:
     """Run a message through the (translated) flow_config in the session and answer with the reply."""
     user = await acting_user(db, caller, body.message.user_id, services)
     workflow = await store_flow(db, user_id=user.id, flow=body.flow_config, services=services, at="flow_config",
                                 session_id=body.message.session_id)
     chat = await ensure_session(db, user_id=user.id, session_id=body.message.session_id,
                                 name=body.flow_config.name if body.flow_config else None, workflow=workflow)
-    workflow = workflow or await run_service.session_workflow_or_raise(db, chat=chat)
+    workflow_id = workflow.id if workflow is not None else run_service.session_workflow_id(chat)
     message, run = await services.runs.submit(db, user_id=user.id, session_id=chat.id,
-                                              content=body.message.content, workflow=workflow)
+                                              content=body.message.content, workflow_id=workflow_id)
+    admission.leave(request)  # what follows only waits for the run
     finished = await services.runs.wait(run.id)
-    return reply_envelope(message, finished, await run_service.reply_of(db, run=finished))
+    async with services.db.read_session() as read:
+        return reply_envelope(message, finished, await run_service.reply_of(read, run=finished))
 
 
 @router.get("/messages", response_model=SeedMessages)

@@ -8,6 +8,7 @@ from autobots.db.tables import ChatSession
 from autobots.gallery import service as gallery_service
 from autobots.runs import service as run_service
 from autobots.sessions import service as session_service
+from autobots.web import admission
 from autobots.web.auth import CurrentUser
 from autobots.web.deps import DbSession, Pagination, ServicesDep
 from autobots.web.schemas import (
@@ -31,7 +32,7 @@ from autobots.web.schemas import (
 )
 from autobots.web.sse import event_stream_response, run_events, wants_event_stream
 from autobots.workflows import service as workflow_service
-from fastapi import APIRouter, Depends, Header, Query, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 
 router = APIRouter(prefix="/api/v1/sessions", tags=["sessions"])
 NOT_FOUND = {404: {"model": ErrorBody, "description": "No such session (or not yours)"}}
@@ -102,24 +103,24 @@ async def list_messages(session_id: str, user: CurrentUser, services: ServicesDe
              responses={**NOT_FOUND, **BUSY, 200: {"model": PostedMessage, "description": "With ?wait=true"},
                         422: {"model": ErrorBody}})
 async def post_message(chat: SessionFromPath, body: MessageCreate, user: CurrentUser, db: DbSession,
-                       services: ServicesDep, response: Response,
+                       services: ServicesDep, request: Request, response: Response,
                        wait: Annotated[bool, Query(description="Answer when the run has ended")] = False,
                        accept: Annotated[str | None, Header(include_in_schema=False)] = None) -> Any:
     """Send a message: starts a run in the background (202), waits for it, or streams its events."""
     workflow = await workflow_service.resolve(db, user_id=user.id, workflow_id=body.workflow_id,
                                               inline=body.workflow, sandbox=services.sandbox_view())
-    if workflow is None:  # the session's own: read outside the unit of work, which then never takes the write lock
-        async with services.db.read_session() as read:
-            workflow = await run_service.session_workflow_or_raise(read, chat=chat)
+    workflow_id = workflow.id if workflow is not None else run_service.session_workflow_id(chat)
     message, run = await services.runs.submit(db, user_id=user.id, session_id=chat.id, content=body.content,
-                                              workflow=workflow, if_busy=body.if_busy)
+                                              workflow_id=workflow_id, if_busy=body.if_busy)
+    admission.leave(request)  # what follows only waits for the run
     if wants_event_stream(accept):
         return event_stream_response(run_events(services.db, services.runs, run.id, 0),
                                      headers={"X-Run-Id": run.id, "X-Message-Id": message.id})
     if not wait:
         return {"message": message_out(message), "run": run_out(run)}
     finished = await services.runs.wait(run.id)
-    reply = await run_service.reply_of(db, run=finished)
+    async with services.db.read_session() as read:
+        reply = await run_service.reply_of(read, run=finished)
     response.status_code = 200
     return {"message": message_out(message), "run": run_out(finished), "reply": message_out(reply) if reply else None}
 
