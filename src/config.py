@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     run_max_messages: int = 50
     run_max_tokens: int | None = None
     max_concurrent_runs: int = 64
+    # A running team's state is saved after its first message, then at most this often (0: after every message);
+    # a run resumed after a crash continues from its last save and produces again what came after it.
+    checkpoint_interval_s: float = Field(default=0.25, ge=0)
     # Processes that execute runs, so that runs' CPU never delays the API; 0 runs them on the API's event loop.
     run_workers: int | Literal["auto"] = "auto"
     # Write requests (POST, PUT, PATCH, DELETE) processed at once; more wait their turn, reads never do. 0: no limit.

@@ -5,7 +5,13 @@ from autobots.models._scripted import ScriptedChatCompletionClient
 from autobots.models.exceptions import ModelConfigError
 from autobots.models.pricing import compute_cost
 from autobots.models.schemas import ModelConfig, Persona, Price
-from autobots.models.service import create_model_client, is_scripted, preload, resolve_default_model
+from autobots.models.service import (
+    close_shared_clients,
+    create_model_client,
+    is_scripted,
+    preload,
+    resolve_default_model,
+)
 
 __all__ = [
     "ModelConfig",
@@ -13,6 +19,7 @@ __all__ = [
     "Persona",
     "Price",
     "ScriptedChatCompletionClient",
+    "close_shared_clients",
     "compute_cost",
     "create_model_client",
     "is_scripted",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import sys
 
 from autobots.config import Settings, read_secret_env
 from autobots.models._scripted import ScriptedChatCompletionClient
@@ -47,6 +48,14 @@ def preload(provider: str) -> None:
         warm = getattr(module, "warm_up", None)
         if warm is not None:
             warm()
+
+
+async def close_shared_clients() -> None:
+    """Close what model clients built on the running event loop share (their HTTP connection pool); for a
+    process that stops running models. Imports no SDK that was not used."""
+    http = sys.modules.get("autobots.models._http")
+    if http is not None:
+        await http.close_shared_http_client()
 
 
 def resolve_default_model(settings: Settings) -> ModelConfig:

@@ -14,6 +14,7 @@ import socket
 import uuid
 from typing import Any, Protocol
 
+from autobots import models
 from autobots.config import Settings
 from autobots.db import Database
 from autobots.db.repositories import ACTIVE_STATUSES, TERMINAL_STATUSES, RunRepository, ledger
@@ -106,6 +107,7 @@ class RunEngine:
             except (asyncio.CancelledError, Exception):
                 pass
         await self.journal.stop()
+        await models.close_shared_clients()
         async with self.db.session() as session:
             leftovers = await RunRepository(session).with_status(("running", "cancelling"))
         for run in leftovers:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -72,6 +74,10 @@ class RunExecution:
         self.resume = resume or {}
         self.transcript: list[dict[str, Any]] = []
         self.executions: list[dict[str, Any]] = []
+        # The event seqs of the transcript's messages and of the code executions, for checkpoints.
+        self.message_seqs: list[int] = []
+        self.execution_seqs: list[int] = []
+        self.checkpointed_at = -math.inf
         self.started_at = run.started_at or now()
 
     async def execute(self) -> None:
@@ -100,9 +106,12 @@ class RunExecution:
                 entry = transcript_entry(item)
                 if entry is not None:
                     self.transcript.append(entry)
+                    self.message_seqs.append(self.recorder.next_seq)
                     meter.add(entry)
-                    await self.recorder.emit("message", entry, run_values={
-                        "usage": meter.usage(), "cost": meter.cost, "checkpoint": await self._checkpoint(workflow)})
+                    values: dict[str, Any] = {"usage": meter.usage(), "cost": meter.cost}
+                    if self._checkpoint_due(workflow):
+                        values["checkpoint"] = await self._checkpoint(workflow)
+                    await self.recorder.emit("message", entry, run_values=values)
         except asyncio.CancelledError:
             if not (self.live.cancel_requested or self.live.expired):
                 raise
@@ -124,14 +133,36 @@ class RunExecution:
         await self._finish("completed", meter, error=None, stop_reason=result.stop_reason,
                            reply=result.reply, summary=result.summary, ctx=ctx)
 
+    def _checkpoint_due(self, workflow: Any) -> bool:
+        """After the first message, then at most every `checkpoint_interval_s`: saving a team's state costs
+        more the longer the conversation, and fast turns would pay it many times a second. (A workflow that
+        cannot resume has nothing to save; its marker is written every time, for free.)"""
+        if not workflow.resumable:
+            return True
+        if time.monotonic() - self.checkpointed_at < self.settings.checkpoint_interval_s:
+            return False
+        self.checkpointed_at = time.monotonic()
+        return True
+
     async def _checkpoint(self, workflow: Any) -> dict[str, Any]:
-        """What a later attempt needs to continue: the team's saved state. It is written with the message
-        event it follows, so the events up to that message are the record that goes with it."""
-        return {"team": await workflow.checkpoint() if workflow.resumable else None}
+        """What a later attempt needs to continue: the team's saved state, and which events hold the messages
+        and code executions it includes. It is written with the message event it follows; a later attempt
+        continues from here, and produces again what came after it."""
+        if not workflow.resumable:
+            return {"team": None}
+        return {"team": await workflow.checkpoint(), "message_seqs": list(self.message_seqs),
+                "execution_seqs": list(self.execution_seqs)}
 
     def _restore_record(self) -> None:
-        """The transcript and code executions of earlier attempts, from their durable events: the messages,
-        and the executions before the last message (the checkpoint's state does not include a later one)."""
+        """The transcript and code executions the checkpoint includes, from their durable events. (Checkpoints
+        written before they listed their events: the messages, and the executions before the last message.)"""
+        if "message_seqs" in self.resume:
+            by_seq = {e["seq"]: e for e in self.earlier_events}
+            self.message_seqs = [seq for seq in self.resume["message_seqs"] if seq in by_seq]
+            self.execution_seqs = [seq for seq in self.resume.get("execution_seqs", []) if seq in by_seq]
+            self.transcript = [by_seq[seq]["data"] for seq in self.message_seqs]
+            self.executions = [by_seq[seq]["data"] for seq in self.execution_seqs]
+            return
         messages = [e for e in self.earlier_events if e["type"] == "message"]
         last_message_seq = messages[-1]["seq"] if messages else 0
         self.transcript = [e["data"] for e in messages]
@@ -146,6 +177,7 @@ class RunExecution:
         entry = {"agent": record.agent, "language": record.language, "code": record.code,
                  "exit_code": record.exit_code, "output": record.output}
         self.executions.append(entry)
+        self.execution_seqs.append(self.recorder.next_seq)
         await self.recorder.emit("code.execution", entry)
 
     async def _finish_stopped(self, meter: UsageMeter, ctx: BuildContext) -> None:

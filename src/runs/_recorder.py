@@ -24,6 +24,11 @@ class RunRecorder:
         self.channel = channel
         self._unconfirmed: list[asyncio.Future[None]] = []
 
+    @property
+    def next_seq(self) -> int:
+        """The sequence number the next event will get."""
+        return self.seq + 1
+
     async def emit(self, type: str, data: dict[str, Any], *, run_values: dict[str, Any] | None = None) -> None:
         await self.emit_many([(type, data)], run_values=run_values)
 

@@ -59,8 +59,10 @@ def model() -> Iterator[FakeOpenAIServer]:
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[ServerProcess]:
+    """Two workers; every agent message checkpointed, so a resumed run redoes none (see tests/e2e/test_recovery
+    for coarser checkpoints)."""
     started = wait_ready(launch_server(tmp_path / "server", f"sqlite:///{tmp_path / 'db.sqlite'}",
-                                       AUTOBOTS_RUN_WORKERS="2"))
+                                       AUTOBOTS_RUN_WORKERS="2", AUTOBOTS_CHECKPOINT_INTERVAL_S="0"))
     try:
         yield started
     finally:
