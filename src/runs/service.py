@@ -52,6 +52,13 @@ def session_workflow_id(chat: ChatSession) -> str:
     return chat.workflow_id
 
 
+def reply_in(connection: Connection, run: Run) -> Message | None:
+    """`reply_of` in one read on a thread's connection (`Database.read_in_thread`)."""
+    if run.reply_message_id is None:
+        return None
+    return fetch_one(connection, Message, Message.id == run.reply_message_id)
+
+
 async def reply_of(session: AsyncSession, *, run: Run) -> Message | None:
     if run.reply_message_id is None:
         return None

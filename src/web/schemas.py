@@ -9,6 +9,7 @@ from autobots.db.message_cache import CachedMessage
 from autobots.db.repositories import Page
 from autobots.db.tables import ChatSession, GalleryItem, Message, Run, RunEvent, Workflow
 from autobots.sessions.service import message_dict
+from fastapi import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 T = TypeVar("T")
@@ -136,6 +137,13 @@ def session_out(row: ChatSession) -> dict[str, Any]:
 
 def message_out(row: Message) -> dict[str, Any]:
     return message_dict(row)
+
+
+def json_response(body: dict[str, Any], *, status: int) -> Response:
+    """JSON-ready data sent as it is: hot routes skip FastAPI's re-validation against their response model
+    (which stays their documented shape)."""
+    return Response(json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode(), status_code=status,
+                    media_type="application/json")
 
 
 def message_list_json(page: Page[CachedMessage]) -> bytes:

@@ -155,3 +155,27 @@ class TestInAutoGenTeam:
         assert all(m.models_usage is not None for m in result.messages[1:])
         first = fake_openai.chat_requests()[0]
         assert first.messages[0] == {"role": "system", "content": "You are alpha."}
+
+
+def pool_of(client: ChatCompletionClient) -> object:
+    return client._client._client  # type: ignore[attr-defined]  # AsyncOpenAI's httpx client
+
+
+class TestConnectionPools:
+    async def test_a_closed_clients_pool_serves_the_next_client_with_its_own_key(
+        self, fake_openai: FakeOpenAIServer, settings: Settings
+    ) -> None:
+        first = client_for(fake_openai, settings, api_key="sk-first")
+        await ask(first)
+        second = client_for(fake_openai, settings, api_key="sk-second")
+        assert pool_of(second) is pool_of(first) and not pool_of(second).is_closed  # type: ignore[attr-defined]
+        await ask(second)
+        assert [r.authorization for r in fake_openai.chat_requests()] == ["Bearer sk-first", "Bearer sk-second"]
+
+    async def test_clients_in_use_at_once_have_pools_of_their_own(
+        self, fake_openai: FakeOpenAIServer, settings: Settings
+    ) -> None:
+        first, second = client_for(fake_openai, settings), client_for(fake_openai, settings)
+        assert pool_of(first) is not pool_of(second)
+        await ask(first)
+        await ask(second)

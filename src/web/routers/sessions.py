@@ -24,6 +24,7 @@ from autobots.web.schemas import (
     SessionOut,
     SessionUpdate,
     gallery_out,
+    json_response,
     list_of,
     message_list_json,
     message_out,
@@ -103,7 +104,7 @@ async def list_messages(session_id: str, user: CurrentUser, services: ServicesDe
              responses={**NOT_FOUND, **BUSY, 200: {"model": PostedMessage, "description": "With ?wait=true"},
                         422: {"model": ErrorBody}})
 async def post_message(chat: SessionFromPath, body: MessageCreate, user: CurrentUser, db: DbSession,
-                       services: ServicesDep, request: Request, response: Response,
+                       services: ServicesDep, request: Request,
                        wait: Annotated[bool, Query(description="Answer when the run has ended")] = False,
                        accept: Annotated[str | None, Header(include_in_schema=False)] = None) -> Any:
     """Send a message: starts a run in the background (202), waits for it, or streams its events."""
@@ -117,12 +118,11 @@ async def post_message(chat: SessionFromPath, body: MessageCreate, user: Current
         return event_stream_response(run_events(services.db, services.runs, run.id, 0),
                                      headers={"X-Run-Id": run.id, "X-Message-Id": message.id})
     if not wait:
-        return {"message": message_out(message), "run": run_out(run)}
+        return json_response({"message": message_out(message), "run": run_out(run)}, status=202)
     finished = await services.runs.wait(run.id)
-    async with services.db.read_session() as read:
-        reply = await run_service.reply_of(read, run=finished)
-    response.status_code = 200
-    return {"message": message_out(message), "run": run_out(finished), "reply": message_out(reply) if reply else None}
+    reply = await services.db.read_in_thread(lambda connection: run_service.reply_in(connection, finished))
+    return json_response({"message": message_out(message), "run": run_out(finished),
+                          "reply": message_out(reply) if reply else None}, status=200)
 
 
 @router.delete("/{session_id}/messages", status_code=204, response_class=Response, responses={**NOT_FOUND, **BUSY})
