@@ -62,7 +62,7 @@ class Settings(BaseSettings):
     # Processes that execute runs, so that runs' CPU never delays the API; 0 runs them on the API's event loop.
     run_workers: int | Literal["auto"] = "auto"
     # Write requests (POST, PUT, PATCH, DELETE) processed at once; more wait their turn, reads never do. 0: no limit.
-    max_concurrent_writes: int = Field(default=4, ge=0)
+    max_concurrent_writes: int = Field(default=8, ge=0)
     max_body_bytes: int = 4 * 1024 * 1024
     model_max_retries: int = 3
     model_timeout_s: float = 120.0

@@ -29,6 +29,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 logger = logging.getLogger("autobots.runs")
 IfBusy = Literal["reject", "enqueue"]
 WAIT_POLL_S = 1.0
+SUBMIT_BATCH = 64
 RECOVER_EVERY_S = 3 * HEARTBEAT_S
 
 __all__ = ["RunManager", "SessionBusy", "worker_count"]
@@ -85,7 +86,8 @@ class RunManager:
         else:
             self.executor = RunEngine(db, settings, sandbox, _Front(self), owner=self.owner,
                                       max_concurrent=settings.max_concurrent_runs)
-        self._session_locks: dict[str, asyncio.Lock] = {}
+        self._submissions: list[tuple[ledger.Submission, asyncio.Future[ledger.Refusal | None]]] = []
+        self._submitter: asyncio.Task[None] | None = None
         self._accepting = True
         self._recovery: asyncio.Task[None] | None = None
         self._settled: dict[str, asyncio.Event] = {}
@@ -158,11 +160,12 @@ class RunManager:
                      workflow_id: str, if_busy: IfBusy = "reject") -> tuple[Message, Run]:
         """Persist the user message and a queued run of `workflow_id`, then schedule the run.
 
-        The caller's unit of work is committed first; the message and the run are then written in one short
-        transaction on the writer thread, which checks that the session has no active run (unless enqueuing)
-        and that the workflow still exists, so that the database write lock is never held while this process's
-        event loop serves other requests. When the unit of work wrote something (an inline workflow), a busy
-        session is refused before it commits, so nothing of the request is kept.
+        The caller's unit of work is committed first; the message and the run are then written (with the other
+        submissions queued meanwhile) in one short transaction on the writer thread, which checks that the
+        session has no active run (unless enqueuing) and that the workflow still exists, so that the database
+        write lock is never held while this process's event loop serves other requests. When the unit of work
+        wrote something (an inline workflow), a busy session is refused before it commits, so nothing of the
+        request is kept.
 
         Raises:
             SessionBusy: The session has an active run and `if_busy` is "reject".
@@ -181,18 +184,59 @@ class RunManager:
                   usage={"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0})
         message.run_id = run.id
         queued = RunEvent(run_id=run.id, seq=1, type="run.queued", data={"status": "queued"}, created_at=now())
-        lock = self._session_locks.setdefault(session_id, asyncio.Lock())
-        async with lock:  # PostgreSQL: the check below must not interleave with another submit of this process
-            refusal = await self.db.write_in_thread(lambda connection: ledger.insert_submission(
-                connection, message, run, queued, enqueue=if_busy == "enqueue"))
+        refusal = await self._write_submission(ledger.Submission(message, run, queued, enqueue=if_busy == "enqueue"))
         if refusal is not None and refusal.workflow_deleted:
             raise InvalidRequest("the session's workflow was deleted: pass workflow_id or an inline workflow",
                                  param="workflow_id", code="workflow_deleted", status=422)
         if refusal is not None:
             raise _busy(session_id, refusal.busy_with or "")
-        message_cache.invalidate(session_id)
-        self._kick(session_id)
         return message, run
+
+    async def _write_submission(self, submission: ledger.Submission) -> ledger.Refusal | None:
+        """Queue a submission for the submitter, which writes whatever is queued in one transaction on the
+        writer thread (a burst of messages costs a few transactions, not one each), then schedules its run.
+        The run is scheduled even if the caller is gone by then."""
+        done: asyncio.Future[ledger.Refusal | None] = asyncio.get_running_loop().create_future()
+        self._submissions.append((submission, done))
+        if self._submitter is None:
+            self._submitter = asyncio.create_task(self._submit_queued(), name="run-submitter")
+        return await done
+
+    async def _submit_queued(self) -> None:
+        try:
+            while self._submissions:
+                batch, self._submissions = self._submissions[:SUBMIT_BATCH], self._submissions[SUBMIT_BATCH:]
+                for (submission, done), outcome in zip(batch, await self._write_batch(batch), strict=True):
+                    if isinstance(outcome, BaseException):
+                        if not done.done():
+                            done.set_exception(outcome)
+                        continue
+                    if outcome is None:
+                        message_cache.invalidate(submission.run.session_id)
+                        self._kick(submission.run.session_id)
+                    if not done.done():
+                        done.set_result(outcome)
+        finally:
+            self._submitter = None
+
+    async def _write_batch(self, batch: list[tuple[ledger.Submission, asyncio.Future[Any]]]
+                           ) -> list[ledger.Refusal | BaseException | None]:
+        """The batch in one transaction; if that fails, one at a time, so that one bad submission (e.g. of a
+        session deleted meanwhile) fails alone."""
+        items = [submission for submission, _ in batch]
+        try:
+            return list(await self.db.write_in_thread(lambda connection: ledger.insert_submissions(connection, items)))
+        except Exception as exc:
+            if len(items) == 1:
+                return [exc]
+        outcomes: list[ledger.Refusal | BaseException | None] = []
+        for item in items:
+            try:
+                outcomes.extend(await self.db.write_in_thread(
+                    lambda connection, item=item: ledger.insert_submissions(connection, [item])))
+            except Exception as exc:
+                outcomes.append(exc)
+        return outcomes
 
     def _kick(self, session_id: str) -> None:
         if self._accepting:

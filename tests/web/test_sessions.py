@@ -1,5 +1,8 @@
 """/api/v1/sessions and their messages."""
 
+import asyncio
+import itertools
+
 from tests.conftest import autonomous_spec, create_session, send_and_wait, sequential_spec
 
 OTHER = {"X-User-Id": "mallory"}
@@ -154,6 +157,29 @@ class TestPostMessage:
         assert done_first.finished_at <= second.started_at
         messages = (await client.get(f"{url}?order=asc")).json()["data"]
         assert [m["content"] for m in messages if m["role"] == "user"] == ["What is 1+1?", "What is 3+3?"]
+
+    async def test_messages_sent_at_once_to_one_session_start_one_run(self, client, app):
+        session = await create_session(client)
+        url = f"/api/v1/sessions/{session['id']}/messages"
+        responses = await asyncio.gather(*(client.post(url, json={"content": f"What is {i}+{i}?"})
+                                           for i in range(6)))
+        assert sorted(r.status_code for r in responses) == [202] + [409] * 5
+        [accepted] = [r.json() for r in responses if r.status_code == 202]
+        assert (await app.state.services.runs.wait(accepted["run"]["id"])).status == "completed"
+        users = [m for m in (await client.get(f"{url}?order=asc")).json()["data"] if m["role"] == "user"]
+        assert [m["id"] for m in users] == [accepted["message"]["id"]]
+
+    async def test_messages_enqueued_at_once_all_run_one_after_another(self, client, app):
+        session = await create_session(client)
+        url = f"/api/v1/sessions/{session['id']}/messages"
+        responses = await asyncio.gather(*(client.post(url, json={"content": f"What is {i}+{i}?", "if_busy": "enqueue"})
+                                           for i in range(4)))
+        assert [r.status_code for r in responses] == [202] * 4
+        runs = [await app.state.services.runs.wait(r.json()["run"]["id"]) for r in responses]
+        assert [run.status for run in runs] == ["completed"] * 4
+        ordered = sorted(runs, key=lambda run: run.started_at or 0)
+        assert all(a.finished_at <= b.started_at for a, b in itertools.pairwise(ordered))
+        assert sum(1 for m in (await client.get(f"{url}?order=asc")).json()["data"] if m["role"] == "user") == 4
 
 
 class TestDeleteMessages:

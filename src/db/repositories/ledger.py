@@ -49,24 +49,47 @@ class Refusal:
     workflow_deleted: bool = False
 
 
-def insert_submission(connection: Connection, message: Message, run: Run, queued: RunEvent, *,
-                      enqueue: bool) -> Refusal | None:
-    """The user message, its queued run (with a copy of its workflow's spec) and the run's first event; nothing
-    when the workflow was deleted, or when the session has an active run and `enqueue` is false."""
-    spec = connection.execute(select(Workflow.spec).where(Workflow.id == run.workflow_id,  # type: ignore[arg-type]
-                                                          Workflow.deleted_at.is_(None))).scalar()  # type: ignore[union-attr]
-    if spec is None:
-        return Refusal(workflow_deleted=True)
-    active = connection.execute(
-        select(Run.id).where(Run.session_id == run.session_id, Run.status.in_(ACTIVE_STATUSES))  # type: ignore[attr-defined,arg-type]
-        .order_by(Run.pk).limit(1)).scalar()  # type: ignore[arg-type]
-    if active is not None and not enqueue:
-        return Refusal(busy_with=str(active))
-    run.spec = spec
-    connection.execute(insert(Message).values(**message.model_dump(exclude={"pk"})))
-    connection.execute(insert(Run).values(**run.model_dump(exclude={"pk"})))
-    connection.execute(insert(RunEvent).values(**queued.model_dump(exclude={"pk"})))
-    return None
+@dataclass
+class Submission:
+    """A user message with its queued run and the run's first event; `enqueue`: even if the session is busy."""
+
+    message: Message
+    run: Run
+    queued: RunEvent
+    enqueue: bool
+
+
+def insert_submissions(connection: Connection, batch: list[Submission]) -> list[Refusal | None]:
+    """Write each submission, in order, with a copy of its workflow's spec in its run, unless its workflow was
+    deleted, or its session has an active run (one written earlier in the batch included) and it does not
+    enqueue; returns, per submission, why it was refused or None. A few statements for the whole batch."""
+    workflow_ids = {item.run.workflow_id for item in batch}
+    specs = dict(connection.execute(select(Workflow.id, Workflow.spec).where(  # type: ignore[call-overload]
+        Workflow.id.in_(workflow_ids), Workflow.deleted_at.is_(None))).all())  # type: ignore[attr-defined,union-attr]
+    active: dict[str, str] = {}
+    for session_id, run_id in connection.execute(select(Run.session_id, Run.id).where(  # type: ignore[call-overload]
+            Run.session_id.in_({item.run.session_id for item in batch}),  # type: ignore[attr-defined]
+            Run.status.in_(ACTIVE_STATUSES)).order_by(Run.pk.desc())):  # type: ignore[attr-defined,union-attr]
+        active[session_id] = run_id  # descending: the oldest active run wins
+    refusals: list[Refusal | None] = []
+    accepted: list[Submission] = []
+    for item in batch:
+        spec = specs.get(item.run.workflow_id)
+        busy_with = active.get(item.run.session_id)
+        if spec is None:
+            refusals.append(Refusal(workflow_deleted=True))
+        elif busy_with is not None and not item.enqueue:
+            refusals.append(Refusal(busy_with=busy_with))
+        else:
+            item.run.spec = spec
+            active.setdefault(item.run.session_id, item.run.id)
+            accepted.append(item)
+            refusals.append(None)
+    if accepted:
+        connection.execute(insert(Message), [item.message.model_dump(exclude={"pk"}) for item in accepted])
+        connection.execute(insert(Run), [item.run.model_dump(exclude={"pk"}) for item in accepted])
+        connection.execute(insert(RunEvent), [item.queued.model_dump(exclude={"pk"}) for item in accepted])
+    return refusals
 
 
 def next_queued(connection: Connection, session_id: str, *, history_limit: int) -> QueuedRun | None:
