@@ -180,6 +180,11 @@ class Database:
         async with self.read_sessionmaker() as session:
             yield session
 
+    async def start_writer_thread(self) -> None:
+        """Start the writer thread now rather than on the first write (a thread is created with the scheduling
+        priority its creator has at that moment)."""
+        await asyncio.get_running_loop().run_in_executor(self._writer, lambda: None)
+
     async def write_in_thread(self, work: Callable[[Connection], T]) -> T:
         """Run `work` in one write transaction on this process's writer thread.
 

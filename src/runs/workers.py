@@ -348,9 +348,9 @@ async def _serve(fd: int) -> int:
     message_cache.enabled = False
     message_cache.listeners.append(link.changed)
     db = Database(settings.database_url)
-    await db.read_in_thread(lambda connection: None)  # the writer thread exists before the nice below
+    await db.start_writer_thread()
     # When runs saturate the CPU, the API process (requests, reads, streams) goes first. On Linux a nice value
-    # is per thread and inherited by threads created later: the database writer thread, made above, keeps
+    # is per thread and inherited by threads created later: the database writer thread, started above, keeps
     # the normal priority, so the write lock it holds is not held hostage by a starved worker.
     os.nice(WORKER_NICENESS)
     sandbox = SandboxManager(settings)

@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from autobots.db import migrate_to_head
 
 from tests.e2e._http import message_events, wait_for
 from tests.e2e.conftest import ServerProcess, launch_server, stop_and_check, wait_ready
@@ -158,3 +161,26 @@ def test_stopping_the_server_stops_its_workers(tmp_path: Path) -> None:
     workers = wait_for(lambda: len(children_of(server.process.pid)) == 2 and children_of(server.process.pid))
     stop_and_check(server)
     wait_for(lambda: not any(alive(pid) for pid in workers), timeout=10)
+
+
+def test_a_started_writer_thread_keeps_its_priority_when_the_process_is_niced(tmp_path: Path) -> None:
+    """What a worker does before nicing itself: its database writer thread (which holds the write lock other
+    processes wait for) keeps the normal priority; threads made later, like the readers, are niced."""
+    script = f"""
+import asyncio, os
+from autobots.db import Database
+
+async def main():
+    db = Database("sqlite:///{tmp_path / 'db.sqlite'}")
+    await db.start_writer_thread()
+    os.nice(5)
+    own = lambda connection: os.getpriority(os.PRIO_PROCESS, 0)  # Linux: the calling thread's nice value
+    print(await db.write_in_thread(own), await db.read_in_thread(own))
+    await db.dispose()
+
+asyncio.run(main())
+"""
+    migrate_to_head(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    base = os.getpriority(os.PRIO_PROCESS, 0)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout.split() == [str(base), str(base + 5)]
