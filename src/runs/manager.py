@@ -15,9 +15,10 @@ from typing import Any, Literal
 from autobots.config import Settings
 from autobots.db import Database
 from autobots.db.message_cache import message_cache
-from autobots.db.repositories import PUBLIC_ONLY, TERMINAL_STATUSES, RunRepository, fetch_one, ledger
+from autobots.db.repositories import TERMINAL_STATUSES, RunRepository, ledger
 from autobots.db.tables import Message, Run, RunEvent, new_id, now
 from autobots.errors import Conflict, InvalidRequest
+from autobots.runs import service as run_service
 from autobots.runs._channel import ChannelRegistry, Event, RunChannel
 from autobots.runs._engine import RunEngine, new_owner
 from autobots.runs._recovery import HEARTBEAT_S, executor_gone, requeue_or_fail
@@ -274,7 +275,6 @@ class RunManager:
         self.channels.poke(run_id)
 
     async def _reload(self, run_id: str) -> Run:
-        run = await self.db.read_in_thread(
-            lambda connection: fetch_one(connection, Run, Run.id == run_id, options=PUBLIC_ONLY))
+        run = await self.db.read_in_thread(lambda connection: run_service.public_run(connection, run_id))
         assert run is not None
         return run

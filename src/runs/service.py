@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from autobots.db.repositories import PUBLIC_ONLY, MessageRepository, Page, PageQuery, RunRepository, fetch_one
+from autobots.db.repositories import PUBLIC_ONLY, Page, PageQuery, RunRepository, fetch_one
+from autobots.db.repositories.runs import events_after_statement
 from autobots.db.tables import ChatSession, Message, Run, RunEvent
 from autobots.errors import InvalidRequest, NotFound
 from sqlalchemy import Connection
-from sqlmodel import Session, select
+from sqlmodel import Session
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 
@@ -30,8 +31,7 @@ def events_after(connection: Connection, run_id: str, starting_after: int) -> tu
     """The run's events after `starting_after`, then the run (read after them: when it is terminal, no event of
     it is missing from the list), in one read on a thread's connection."""
     with Session(bind=connection) as session:
-        events = list(session.exec(select(RunEvent).where(RunEvent.run_id == run_id, RunEvent.seq > starting_after)
-                                   .order_by(RunEvent.seq)).all())  # type: ignore[arg-type]
+        events = list(session.exec(events_after_statement(run_id, starting_after)).all())
     return events, public_run(connection, run_id)
 
 
@@ -52,14 +52,8 @@ def session_workflow_id(chat: ChatSession) -> str:
     return chat.workflow_id
 
 
-def reply_in(connection: Connection, run: Run) -> Message | None:
-    """`reply_of` in one read on a thread's connection (`Database.read_in_thread`)."""
+def reply_of(connection: Connection, run: Run) -> Message | None:
+    """The run's reply message, in one read on a thread's connection (`Database.read_in_thread`)."""
     if run.reply_message_id is None:
         return None
     return fetch_one(connection, Message, Message.id == run.reply_message_id)
-
-
-async def reply_of(session: AsyncSession, *, run: Run) -> Message | None:
-    if run.reply_message_id is None:
-        return None
-    return await MessageRepository(session).get(run.reply_message_id)

@@ -108,14 +108,6 @@ async def list_messages(session: AsyncSession, *, session_id: str, page: PageQue
     return await MessageRepository(session).list_for_session(session_id, page)
 
 
-async def ensure_owner(session: AsyncSession, *, user_id: str, session_id: str) -> None:
-    """Raise SessionNotFound unless the user owns the session (ownership is cached: it never changes)."""
-    if message_cache.owner(session_id) == user_id:
-        return
-    row = await get_or_raise(session, user_id=user_id, session_id=session_id)
-    message_cache.remember_owner(row.id, row.user_id)
-
-
 async def owned_messages_json(db: Database, *, user_id: str, session_id: str,
                               page: PageQuery) -> Page[CachedMessage]:
     """The page of the user's session's messages rendered as JSON (SessionNotFound unless the user owns it).
@@ -135,20 +127,6 @@ async def owned_messages_json(db: Database, *, user_id: str, session_id: str,
             return await _render_page_from_database(session, session_id=session_id, page=page)
     messages = [CachedMessage(pk=row[0], id=row[1], json=render_message(*row[1:])) for row in rows]
     message_cache.put(session_id, version, messages)
-    return page_of(messages, page)
-
-
-async def list_messages_json(session: AsyncSession, *, session_id: str, page: PageQuery) -> Page[CachedMessage]:
-    """Like `list_messages`, each message already rendered as JSON, served from the message cache when it
-    can be (see autobots.db.message_cache); paging has the same meaning as the database listing."""
-    messages = message_cache.get(session_id)
-    if messages is None:
-        version = message_cache.version(session_id)
-        rows = await MessageRepository(session).all_raw(session_id, limit=MAX_MESSAGES + 1)
-        if len(rows) > MAX_MESSAGES:
-            return await _render_page_from_database(session, session_id=session_id, page=page)
-        messages = [CachedMessage(pk=row[0], id=row[1], json=render_message(*row[1:])) for row in rows]
-        message_cache.put(session_id, version, messages)
     return page_of(messages, page)
 
 

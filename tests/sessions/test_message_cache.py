@@ -30,7 +30,8 @@ async def test_pages_from_the_cache_equal_the_database_pages(client, app):
         for limit, order, after, before in itertools.product((1, 3, 10), ("asc", "desc"), cursors, cursors):
             page = PageQuery(limit=limit, order=order, after=after, before=before)
             expected = await MessageRepository(read).list_for_session(session["id"], page)
-            got = await session_service.list_messages_json(read, session_id=session["id"], page=page)
+            got = await session_service.owned_messages_json(db, user_id=session["user_id"], session_id=session["id"],
+                                                            page=page)
             assert [m.id for m in got.rows] == [m.id for m in expected.rows], page
             assert got.has_more == expected.has_more, page
     assert message_cache.get(session["id"]) is not None

@@ -18,8 +18,9 @@ def _raw_messages(session_id: str, limit: int) -> Any:
 
 
 def owned_raw_messages(connection: Connection, *, user_id: str, session_id: str, limit: int) -> list[Any] | None:
-    """`MessageRepository.all_raw` in one read on a thread's connection (`Database.read_in_thread`), or None
-    when the session is not the user's."""
+    """Up to `limit` of the session's messages, oldest first, as tuples `(pk, id, session_id, run_id, role,
+    content, meta, created_at)` with `meta` as its stored JSON text (the read path serves it as it is); None
+    when the session is not the user's. One read on a thread's connection (`Database.read_in_thread`)."""
     owner = connection.execute(select(ChatSession.user_id).where(ChatSession.id == session_id)).scalar()
     if owner != user_id:
         return None
@@ -34,11 +35,6 @@ class MessageRepository(Repository[Message]):
 
     async def list_for_session(self, session_id: str, page: PageQuery) -> Page[Message]:
         return await self.paginate(page, filters=[Message.session_id == session_id])
-
-    async def all_raw(self, session_id: str, *, limit: int) -> list[Any]:
-        """Up to `limit` of the session's messages, oldest first, as tuples `(pk, id, session_id, run_id, role,
-        content, meta, created_at)` with `meta` as its stored JSON text (the read path serves it as it is)."""
-        return list((await self.session.exec(_raw_messages(session_id, limit))).all())  # type: ignore[call-overload]
 
     async def history(self, session_id: str, *, limit: int = 200) -> list[Message]:
         """The last `limit` messages of a session, oldest first (for replay into a team)."""

@@ -15,6 +15,12 @@ TERMINAL_STATUSES = ("completed", "failed", "cancelled")
 PUBLIC_ONLY = (defer(Run.spec, raiseload=True), defer(Run.checkpoint, raiseload=True))  # type: ignore[arg-type]
 
 
+def events_after_statement(run_id: str, starting_after: int) -> Any:
+    """A run's events after the sequence number `starting_after`, in order."""
+    return (select(RunEvent).where(RunEvent.run_id == run_id, RunEvent.seq > starting_after)
+            .order_by(RunEvent.seq))  # type: ignore[arg-type]
+
+
 class RunRepository(Repository[Run]):
     model = Run
 
@@ -53,11 +59,7 @@ class RunRepository(Repository[Run]):
         await self.session.flush()
 
     async def events(self, run_id: str, *, starting_after: int = 0) -> list[RunEvent]:
-        statement = (
-            select(RunEvent)
-            .where(RunEvent.run_id == run_id, RunEvent.seq > starting_after)
-            .order_by(RunEvent.seq)  # type: ignore[arg-type]
-        )
+        statement = events_after_statement(run_id, starting_after)
         return list((await self.session.exec(statement)).all())
 
     async def max_event_seq(self, run_id: str) -> int:

@@ -321,8 +321,8 @@ async def post_message(body: SeedMessageRequest, caller: CurrentUser, db: SeedDb
                                               content=body.message.content, workflow_id=workflow_id)
     admission.leave(request)  # what follows only waits for the run
     finished = await services.runs.wait(run.id)
-    async with services.db.read_session() as read:
-        return reply_envelope(message, finished, await run_service.reply_of(read, run=finished))
+    reply = await services.db.read_in_thread(lambda connection: run_service.reply_of(connection, finished))
+    return reply_envelope(message, finished, reply)
 
 
 @router.get("/messages", response_model=SeedMessages)

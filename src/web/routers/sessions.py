@@ -120,7 +120,7 @@ async def post_message(chat: SessionFromPath, body: MessageCreate, user: Current
     if not wait:
         return json_response({"message": message_out(message), "run": run_out(run)}, status=202)
     finished = await services.runs.wait(run.id)
-    reply = await services.db.read_in_thread(lambda connection: run_service.reply_in(connection, finished))
+    reply = await services.db.read_in_thread(lambda connection: run_service.reply_of(connection, finished))
     return json_response({"message": message_out(message), "run": run_out(finished),
                           "reply": message_out(reply) if reply else None}, status=200)
 
