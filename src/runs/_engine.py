@@ -43,6 +43,9 @@ class RunObserver(Protocol):
 
     def settled(self, run_id: str) -> None: ...
 
+    def released(self, session_id: str) -> None:
+        """This engine stopped driving the session: nothing of it is queued or running here."""
+
 
 def new_owner() -> str:
     """An executor identity: host and pid (so a dead process on this host is recognised) and a nonce."""
@@ -177,6 +180,7 @@ class RunEngine:
                     await asyncio.sleep(min(30.0, 0.5 * 2 ** min(failures, 6)))
         finally:
             self._drivers.pop(session_id, None)
+            self.observer.released(session_id)
 
     async def _execute(self, claim: ledger.QueuedRun) -> None:
         run = claim.run

@@ -22,7 +22,7 @@ from autobots.runs import service as run_service
 from autobots.runs._channel import ChannelRegistry, Event, RunChannel
 from autobots.runs._engine import RunEngine, new_owner
 from autobots.runs._recovery import HEARTBEAT_S, executor_gone, requeue_or_fail
-from autobots.runs.workers import WorkerPool, worker_for
+from autobots.runs.workers import WorkerPool
 from autobots.sessions.service import SessionBusy
 from autobots.workflows.secrets import vault
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -62,6 +62,9 @@ class _Front:
 
     def settled(self, run_id: str) -> None:
         self.manager.wake_waiters(run_id)
+
+    def released(self, session_id: str) -> None:
+        """In-process, a session is driven here or nowhere: nothing to do."""
 
 
 class RunManager:
@@ -135,16 +138,16 @@ class RunManager:
         return len(orphans)
 
     async def _recover_worker(self, index: int) -> None:
-        """A replaced worker: its runs are orphans now; its sessions' queued runs go to the new worker."""
+        """A replaced worker: its runs are orphans now, and its sessions' queued runs wait for a kick. (A session
+        placed on another worker is kicked there, which is harmless: it finds the session's next run, or nothing.)"""
         await self.recover_orphans()
-        await self._kick_queued(only_worker=index)
+        await self._kick_queued()
 
-    async def _kick_queued(self, only_worker: int | None = None) -> None:
+    async def _kick_queued(self) -> None:
         async with self.db.read_session() as session:
             queued = await RunRepository(session).with_status(("queued",))
         for session_id in dict.fromkeys(run.session_id for run in queued):
-            if only_worker is None or worker_for(session_id, self.workers) == only_worker:
-                self._kick(session_id)
+            self._kick(session_id)
 
     async def _recover_periodically(self) -> None:
         """Now and then, recover runs whose executor went silent (another server process that died)."""

@@ -1,14 +1,16 @@
 """Run worker processes: runs execute outside the API process, so reads stay fast while runs use the CPU.
 
 The API process starts `run_workers` children (`python -m autobots worker`), each connected by a Unix
-socket pair carrying JSON lines. A session always goes to the same worker (a hash of its id), so its runs
-stay in order. Both sides share the database, the run ledger being the record; the link carries only what
-must be immediate:
+socket pair carrying JSON lines. A session with work is placed on the worker driving the fewest sessions,
+and stays there until that worker has nothing queued for it (`released`), so its runs stay in order and
+one worker never holds most of a burst while another idles. Both sides share the database, the run ledger
+being the record; the link carries only what must be immediate:
 
-- API → worker: `kick` (a session has queued runs), `cancel` (answered by `reply`), `secrets` (inline
-  model keys, which are never stored), `stop`.
+- API → worker: `kick` (a session has queued runs; numbered), `cancel` (answered by `reply`), `secrets`
+  (inline model keys, which are never stored), `stop`.
 - worker → API: a live run's `open` (with its events so far), `event`, `close`; `settled` (wake waiters);
-  `changed` (a session's messages were committed: the API process's message cache drops it).
+  `changed` (a session's messages were committed: the API process's message cache drops it); `released`
+  (the worker stopped driving a session, with the number of the last kick it had for it).
 
 A worker that dies is restarted; runs it held are requeued (resumed from their checkpoint) or failed, as
 after a server crash. A worker whose API process goes away interrupts its runs the same way and exits.
@@ -26,7 +28,6 @@ import signal
 import socket
 import subprocess
 import sys
-import zlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -57,11 +58,6 @@ def _event_of(message: dict[str, Any]) -> Event:
     return Event(seq=message["seq"], type=message["type"], data=message["data"], created_at=message["at"])
 
 
-def worker_for(session_id: str, count: int) -> int:
-    """The worker index of a session: stable across processes and restarts."""
-    return zlib.crc32(session_id.encode()) % count
-
-
 # -- the API process's side ------------------------------------------------------------------------------------
 
 
@@ -74,9 +70,15 @@ class _Link:
         self.writer: asyncio.StreamWriter | None = None
         self.reader_task: asyncio.Task[None] | None = None
         self.sinks: dict[str, LiveSink] = {}
+        # Sessions placed here, with the number of the last kick sent for each.
+        self.sessions: dict[str, int] = {}
         self.replies: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self.next_request = 0
         self.failures = 0
+
+    @property
+    def connected(self) -> bool:
+        return self.writer is not None and not self.writer.is_closing()
 
     def send(self, message: dict[str, Any]) -> bool:
         if self.writer is None or self.writer.is_closing():
@@ -107,6 +109,7 @@ class WorkerPool:
         self._on_restart = on_restart
         self._on_changed = on_changed
         self._links = [_Link(index) for index in range(count)]
+        self._kicks = 0
         self._stopping = False
 
     @property
@@ -119,18 +122,37 @@ class WorkerPool:
 
     def describe(self) -> dict[str, Any]:
         """For readiness: how many workers there are and how many are connected now."""
-        connected = sum(1 for link in self._links if link.writer is not None and not link.writer.is_closing())
+        connected = sum(1 for link in self._links if link.connected)
         return {"ok": connected == self.count, "executor": "workers", "workers": self.count,
-                "connected": connected, "live_runs": self.live_count}
+                "connected": connected, "live_runs": self.live_count,
+                "by_worker": [{"live_runs": len(link.sinks), "sessions": len(link.sessions)} for link in self._links]}
 
     async def start(self) -> None:
         await asyncio.gather(*(self._spawn(link) for link in self._links))
 
     def kick(self, session_id: str) -> None:
-        self._links[worker_for(session_id, self.count)].send({"op": "kick", "session": session_id})
+        """Have the session's queued runs executed: by the worker it is placed on, or else by the connected
+        worker driving the fewest sessions (where it then stays until that worker releases it)."""
+        link = self._link_of(session_id)
+        self._kicks += 1
+        link.sessions[session_id] = self._kicks
+        link.send({"op": "kick", "session": session_id, "kick": self._kicks})
+
+    def _link_of(self, session_id: str) -> _Link:
+        for link in self._links:
+            if session_id in link.sessions:
+                return link
+        candidates = [link for link in self._links if link.connected] or self._links
+        return min(candidates, key=lambda link: len(link.sessions))
+
+    def _released(self, link: _Link, session_id: str, kick: int) -> None:
+        """The worker stopped driving the session. Unless a later kick is on its way to it, the session is
+        free to go to any worker next time."""
+        if link.sessions.get(session_id) == kick:
+            del link.sessions[session_id]
 
     async def cancel(self, run_id: str, session_id: str) -> None:
-        link = self._links[worker_for(session_id, self.count)]
+        link = self._link_of(session_id)
         link.next_request += 1
         request = link.next_request
         reply = asyncio.get_running_loop().create_future()
@@ -207,6 +229,8 @@ class WorkerPool:
             self.observer.settled(message["run"])
         elif op == "changed":
             self._on_changed(message["session"])
+        elif op == "released":
+            self._released(link, message["session"], message["kick"])
         elif op == "reply":
             reply = link.replies.pop(message["id"], None)
             if reply is not None and not reply.done():
@@ -243,6 +267,8 @@ class WorkerPool:
         if self._stopping:
             return
         await self._spawn(link)
+        # The sessions kicked here since the worker died are kicked again by the recovery, wherever they go.
+        link.sessions.clear()
         try:
             await self._on_restart(link.index)
         except Exception:
@@ -272,6 +298,8 @@ class _WorkerSide:
 
     def __init__(self, writer: asyncio.StreamWriter) -> None:
         self.writer = writer
+        # The number of the last kick received for each session being driven here.
+        self.kicks: dict[str, int] = {}
         self._pending: list[bytes] = []
         self._scheduled = False
 
@@ -310,6 +338,9 @@ class _WorkerSide:
 
     def changed(self, session_id: str) -> None:
         self.send({"op": "changed", "session": session_id})
+
+    def released(self, session_id: str) -> None:
+        self.send({"op": "released", "session": session_id, "kick": self.kicks.pop(session_id, 0)})
 
 
 def run_worker(fd: int) -> int:
@@ -385,6 +416,7 @@ async def _obey(reader: asyncio.StreamReader, link: _WorkerSide, engine: RunEngi
             message = json.loads(line)
             op = message["op"]
             if op == "kick":
+                link.kicks[message["session"]] = message["kick"]
                 engine.kick(message["session"])
             elif op == "cancel":
                 task = asyncio.create_task(_answer_cancel(link, engine, message))

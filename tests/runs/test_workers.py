@@ -88,8 +88,39 @@ def test_the_server_starts_the_configured_number_of_workers(server: ServerProces
 def test_readiness_reports_the_connected_workers(server: ServerProcess) -> None:
     response = httpx.get(f"{server.base_url}/readyz")
     assert response.status_code == 200
-    assert response.json()["checks"]["runs"] == {"ok": True, "executor": "workers", "workers": 2, "connected": 2,
-                                                 "live_runs": 0}
+    assert response.json()["checks"]["runs"] == {
+        "ok": True, "executor": "workers", "workers": 2, "connected": 2, "live_runs": 0,
+        "by_worker": [{"live_runs": 0, "sessions": 0}, {"live_runs": 0, "sessions": 0}]}
+
+
+def runs_by_worker(base: str) -> list[dict]:
+    return httpx.get(f"{base}/readyz").json()["checks"]["runs"]["by_worker"]
+
+
+def test_runs_started_at_once_are_spread_evenly_over_the_workers(server: ServerProcess,
+                                                                 model: FakeOpenAIServer) -> None:
+    base = server.base_url
+    runs = [start_run(base, chat_spec(model.base_url, 40))[1] for _ in range(8)]
+    def all_live() -> list[dict] | None:
+        by_worker = runs_by_worker(base)
+        return by_worker if sum(w["live_runs"] for w in by_worker) == 8 else None
+
+    spread = wait_for(all_live)
+    assert [w["live_runs"] for w in spread] == [4, 4]
+    assert [w["sessions"] for w in spread] == [4, 4]
+    for run_id in runs:
+        httpx.post(f"{base}/api/v1/runs/{run_id}/cancel")
+
+
+def test_a_session_is_free_to_go_to_any_worker_once_its_runs_are_done(server: ServerProcess,
+                                                                      model: FakeOpenAIServer) -> None:
+    base = server.base_url
+    session = httpx.post(f"{base}/api/v1/sessions", json={"workflow": chat_spec(model.base_url, 2)}).json()
+    for round_ in range(2):
+        posted = httpx.post(f"{base}/api/v1/sessions/{session['id']}/messages", params={"wait": "true"},
+                            json={"content": f"round {round_}"}, timeout=30)
+        assert posted.json()["run"]["status"] == "completed"
+        assert wait_for(lambda: all(w == {"live_runs": 0, "sessions": 0} for w in runs_by_worker(base)))
 
 
 def test_a_run_streams_every_event_in_order_from_a_worker(server: ServerProcess, model: FakeOpenAIServer) -> None:
