@@ -169,9 +169,13 @@ class Server:
     def log_path(self) -> Path:
         return self.workdir / "server.log"
 
+    @property
+    def database_path(self) -> Path:
+        return self.workdir / "autobots.sqlite"
+
     def env(self) -> dict[str, str]:
         return clean_env(**{
-            "AUTOBOTS_DATABASE_URL": f"sqlite:///{self.workdir / 'autobots.sqlite'}",
+            "AUTOBOTS_DATABASE_URL": f"sqlite:///{self.database_path}",
             "AUTOBOTS_AUTH_MODE": "local",
             "AUTOBOTS_SANDBOX": "none",
             "AUTOBOTS_SANDBOX_POOL_SIZE": "0",
@@ -184,6 +188,9 @@ class Server:
 
     def __enter__(self) -> Server:
         self.workdir.mkdir(parents=True, exist_ok=True)
+        # A workdir left by an earlier bench run keeps its database: every server starts on an empty one.
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            self.database_path.with_name(self.database_path.name + suffix).unlink(missing_ok=True)
         self.port = free_port()
         with self.log_path.open("wb") as log:
             self.proc = subprocess.Popen([sys.executable, "-m", "autobots", "serve"], cwd=self.workdir,
