@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,16 +17,28 @@ class Event:
 
 
 class RunChannel:
-    """Events of one live run. Followers replay what is already there, then wait for more."""
+    """Events of one live run. Followers replay what is already there, then wait for more.
 
-    def __init__(self, initial: list[Event]) -> None:
+    A channel fed from a run worker starts empty: `on_follow` asks the worker, when the first follower comes,
+    for the events so far (`extend`) and from then on for each new one, so a run nobody follows costs no
+    traffic between the processes."""
+
+    def __init__(self, initial: list[Event], on_follow: Callable[[], None] | None = None) -> None:
         self.events: list[Event] = list(initial)
         self.closed = False
         self._changed = asyncio.Condition()
+        self._on_follow = on_follow
 
     async def append(self, event: Event) -> None:
         async with self._changed:
             self.events.append(event)
+            self._changed.notify_all()
+
+    async def extend(self, events: list[Event]) -> None:
+        """Add the events not held yet (a catch-up may overlap what is here)."""
+        async with self._changed:
+            last = self.events[-1].seq if self.events else 0
+            self.events.extend(event for event in events if event.seq > last)
             self._changed.notify_all()
 
     async def close(self) -> None:
@@ -36,6 +48,9 @@ class RunChannel:
 
     async def follow(self, starting_after: int, keepalive_s: float) -> AsyncIterator[Event | None]:
         """Events with seq > starting_after; None every `keepalive_s` of silence (for keep-alive comments)."""
+        if self._on_follow is not None:
+            self._on_follow()
+            self._on_follow = None
         position = starting_after
         while True:
             pending = [event for event in self.events if event.seq > position]
@@ -60,8 +75,8 @@ class ChannelRegistry:
         self._channels: dict[str, RunChannel] = {}
         self._changes: dict[str, asyncio.Event] = {}
 
-    def open(self, run_id: str, initial: list[Event]) -> RunChannel:
-        channel = RunChannel(initial)
+    def open(self, run_id: str, initial: list[Event], on_follow: Callable[[], None] | None = None) -> RunChannel:
+        channel = RunChannel(initial, on_follow)
         self._channels[run_id] = channel
         self.poke(run_id)
         return channel

@@ -10,6 +10,7 @@ import asyncio
 import logging
 import os
 import time
+from collections.abc import Callable
 from typing import Any, Literal
 
 from autobots.config import Settings
@@ -54,8 +55,8 @@ class _Front:
     def __init__(self, manager: RunManager) -> None:
         self.manager = manager
 
-    def open(self, run_id: str, initial: list[Event]) -> RunChannel:
-        return self.manager.channels.open(run_id, initial)
+    def open(self, run_id: str, initial: list[Event], on_follow: Callable[[], None] | None = None) -> RunChannel:
+        return self.manager.channels.open(run_id, initial, on_follow)
 
     def discard(self, run_id: str) -> None:
         self.manager.channels.discard(run_id)

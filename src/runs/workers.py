@@ -6,9 +6,11 @@ and stays there until that worker has nothing queued for it (`released`), so its
 one worker never holds most of a burst while another idles. Both sides share the database, the run ledger
 being the record; the link carries only what must be immediate:
 
-- API → worker: `kick` (a session has queued runs; numbered), `cancel` (answered by `reply`), `secrets`
+- API → worker: `kick` (a session has queued runs; numbered), `follow` (a run has a follower now),
+  `cancel` (answered by `reply`), `secrets`
   (inline model keys, which are never stored), `stop`.
-- worker → API: a live run's `open` (with its events so far), `event`, `close`; `settled` (wake waiters);
+- worker → API: a live run's `open`, `close`, and while the API process has a follower for it (`follow`) its
+  events: those so far (`events`), then each new one (`event`); `settled` (wake waiters);
   `changed` (a session's messages were committed: the API process's message cache drops it); `released`
   (the worker stopped driving a session, with the number of the last kick it had for it).
 
@@ -29,12 +31,12 @@ import socket
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 from autobots.config import Settings
 from autobots.errors import Conflict
-from autobots.runs._channel import Event
-from autobots.runs._engine import LiveSink, RunEngine, RunObserver
+from autobots.runs._channel import Event, RunChannel
+from autobots.runs._engine import LiveSink, RunEngine
 
 logger = logging.getLogger("autobots.runs.workers")
 LINE_LIMIT = 64 * 1024 * 1024
@@ -61,6 +63,16 @@ def _event_of(message: dict[str, Any]) -> Event:
 # -- the API process's side ------------------------------------------------------------------------------------
 
 
+class LiveChannels(Protocol):
+    """The API process's live channels and waiters, as the pool feeds them."""
+
+    def open(self, run_id: str, initial: list[Event], on_follow: Callable[[], None] | None = None) -> RunChannel: ...
+
+    def discard(self, run_id: str) -> None: ...
+
+    def settled(self, run_id: str) -> None: ...
+
+
 class _Link:
     """One worker process and the API process's end of its socket."""
 
@@ -69,7 +81,7 @@ class _Link:
         self.process: asyncio.subprocess.Process | None = None
         self.writer: asyncio.StreamWriter | None = None
         self.reader_task: asyncio.Task[None] | None = None
-        self.sinks: dict[str, LiveSink] = {}
+        self.sinks: dict[str, RunChannel] = {}
         # Sessions placed here, with the number of the last kick sent for each.
         self.sessions: dict[str, int] = {}
         self.replies: dict[int, asyncio.Future[dict[str, Any]]] = {}
@@ -98,7 +110,7 @@ class WorkerPool:
         on_restart: Called (with the worker index) after a dead worker was replaced: recover its runs.
     """
 
-    def __init__(self, settings: Settings, observer: RunObserver, *, count: int,
+    def __init__(self, settings: Settings, observer: LiveChannels, *, count: int,
                  secrets: Callable[[], dict[str, dict[str, str]]],
                  on_restart: Callable[[int], Awaitable[None]],
                  on_changed: Callable[[str], None]) -> None:
@@ -217,8 +229,14 @@ class WorkerPool:
             sink = link.sinks.get(message["run"])
             if sink is not None:
                 await sink.append(_event_of(message))
+        elif op == "events":
+            sink = link.sinks.get(message["run"])
+            if sink is not None:
+                await sink.extend([_event_of(e) for e in message["events"]])
         elif op == "open":
-            link.sinks[message["run"]] = self.observer.open(message["run"], [_event_of(e) for e in message["events"]])
+            run_id = message["run"]
+            link.sinks[run_id] = self.observer.open(run_id, [],
+                                                    on_follow=lambda: link.send({"op": "follow", "run": run_id}))
         elif op == "close":
             sink = link.sinks.pop(message["run"], None)
             if sink is not None:
@@ -279,16 +297,29 @@ class WorkerPool:
 
 
 class _RemoteSink:
-    def __init__(self, link: _WorkerSide, run_id: str) -> None:
+    """A live run's events in the worker; sent to the API process once it has a follower for the run."""
+
+    def __init__(self, link: _WorkerSide, run_id: str, initial: list[Event]) -> None:
         self.link = link
         self.run_id = run_id
+        self.events = list(initial)
+        self.followed = False
 
     async def append(self, event: Event) -> None:
-        self.link.send(_event_message(self.run_id, event))
-        if self.link.backlogged:
-            await self.link.drain()
+        self.events.append(event)
+        if self.followed:
+            self.link.send(_event_message(self.run_id, event))
+            if self.link.backlogged:
+                await self.link.drain()
+
+    def follow(self) -> None:
+        if not self.followed:
+            self.followed = True
+            self.link.send({"op": "events", "run": self.run_id,
+                            "events": [_event_message(self.run_id, event) for event in self.events]})
 
     async def close(self) -> None:
+        self.link.sinks.pop(self.run_id, None)
         self.link.send({"op": "close", "run": self.run_id})
 
 
@@ -300,6 +331,7 @@ class _WorkerSide:
         self.writer = writer
         # The number of the last kick received for each session being driven here.
         self.kicks: dict[str, int] = {}
+        self.sinks: dict[str, _RemoteSink] = {}
         self._pending: list[bytes] = []
         self._scheduled = False
 
@@ -326,9 +358,15 @@ class _WorkerSide:
             await self.writer.drain()
 
     def open(self, run_id: str, initial: list[Event]) -> LiveSink:
-        self.send({"op": "open", "run": run_id,
-                   "events": [_event_message(run_id, event) for event in initial]})
-        return _RemoteSink(self, run_id)
+        self.send({"op": "open", "run": run_id})
+        sink = self.sinks[run_id] = _RemoteSink(self, run_id, initial)
+        return sink
+
+    def follow(self, run_id: str) -> None:
+        """The API process has a follower for the run (a run that ended meanwhile has nothing more to send)."""
+        sink = self.sinks.get(run_id)
+        if sink is not None:
+            sink.follow()
 
     def discard(self, run_id: str) -> None:
         self.send({"op": "discard", "run": run_id})
@@ -418,6 +456,8 @@ async def _obey(reader: asyncio.StreamReader, link: _WorkerSide, engine: RunEngi
             if op == "kick":
                 link.kicks[message["session"]] = message["kick"]
                 engine.kick(message["session"])
+            elif op == "follow":
+                link.follow(message["run"])
             elif op == "cancel":
                 task = asyncio.create_task(_answer_cancel(link, engine, message))
                 pending.add(task)

@@ -132,6 +132,18 @@ def test_a_run_streams_every_event_in_order_from_a_worker(server: ServerProcess,
     assert [e["type"] for e in events] == ["run.queued", "run.started", *["message"] * 4, "run.completed", "done"]
 
 
+def test_a_follower_joining_a_live_run_midway_gets_every_event_once_in_order(server: ServerProcess,
+                                                                             model: FakeOpenAIServer) -> None:
+    base = server.base_url
+    _, run_id = start_run(base, chat_spec(model.base_url, 12))
+    wait_for(lambda: len(message_events(base, run_id)) >= 3)
+    with httpx.stream("GET", f"{base}/api/v1/runs/{run_id}/events", headers={"accept": "text/event-stream"},
+                      timeout=30) as response:
+        events = [json.loads(line[len("data: "):]) for line in response.iter_lines() if line.startswith("data: ")]
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    assert [e["type"] for e in events] == ["run.queued", "run.started", *["message"] * 12, "run.completed", "done"]
+
+
 def test_the_reply_is_readable_as_soon_as_a_waited_run_returns(server: ServerProcess,
                                                               model: FakeOpenAIServer) -> None:
     base = server.base_url
