@@ -9,6 +9,9 @@ been topped up again, so no container is being created meanwhile) through Sandbo
 and warm executions through SandboxExecutor against `bwrap` with the same arguments
 (autobots.sandbox._process.bwrap_args), without prlimit or the uid switch.
 
+Each raw `docker exec` / `bwrap` sample is taken right after a warm execution, so whatever slows the
+machine for a moment slows both sides.
+
 Two more baselines are reported for reference, not for the targets: `raw_exec_api`, the same exec
 made in-process through the docker SDK (exec_create, exec_start, exec_inspect: no CLI process to
 start), and `raw_bwrap_full`, the whole command line the process backend runs (uid switch and
@@ -26,6 +29,7 @@ import statistics
 import subprocess
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -57,12 +61,16 @@ async def wait_pool(manager: Any, size: int, timeout_s: float = 60) -> None:
         await asyncio.sleep(0.1)
 
 
-async def executor_times(manager: Any, kind: str, repeats: int, pool_size: int) -> dict[str, list[float]]:
+async def executor_times(manager: Any, kind: str, repeats: int, pool_size: int,
+                         raw_sample: Callable[[], float]) -> dict[str, list[float]]:
+    """First executions of `repeats` runs, and `repeats` warm executions of one run, each warm one followed at
+    once by a raw sample: a disturbance of the machine weighs on both sides alike."""
     from autogen_core import CancellationToken
     from autogen_core.code_executor import CodeBlock
 
     first: list[float] = []
     warm: list[float] = []
+    raw: list[float] = []
     for i in range(repeats):
         if kind == "docker":
             await wait_pool(manager, pool_size)
@@ -79,9 +87,11 @@ async def executor_times(manager: Any, kind: str, repeats: int, pool_size: int) 
                 if result.exit_code != 0 or "499500" not in result.output:
                     raise RuntimeError(f"{kind} execution failed: {result.exit_code} {result.output[-300:]}")
                 (first if j == 0 else warm).append(elapsed)
+                if j > 0:
+                    raw.append(raw_sample())
         finally:
             await executor.stop()
-    return {"first": first, "warm": warm}
+    return {"first": first, "warm": warm, "raw": raw}
 
 
 def timed_api_exec(client: Any, container: str) -> float:
@@ -114,15 +124,15 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     try:
         reason = docker_ok(image)
         if reason is None and "docker" in choice.available:
-            ex = await executor_times(manager, "docker", args.repeats, settings.sandbox_pool_size)
-            raw_run = [timed_cmd(["docker", "run", "--rm", "--network", "none", image, "python3", "-c", CODE])
-                       for _ in range(args.repeats)]
             name = f"autobots-bench-{uuid.uuid4().hex[:8]}"
             subprocess.run(["docker", "run", "-d", "--rm", "--name", name, "--network", "none", image,
                             "sleep", "600"], capture_output=True, check=True, timeout=60)
             try:
-                timed_cmd(["docker", "exec", name, "python3", "-c", CODE])  # warm-up
-                raw_exec = [timed_cmd(["docker", "exec", name, "python3", "-c", CODE]) for _ in range(args.repeats)]
+                exec_argv = ["docker", "exec", name, "python3", "-c", CODE]
+                timed_cmd(exec_argv)  # warm-up
+                ex = await executor_times(manager, "docker", args.repeats, settings.sandbox_pool_size,
+                                          raw_sample=lambda: timed_cmd(exec_argv))
+                raw_exec = ex["raw"]
                 client = docker.from_env()
                 try:
                     raw_exec_api = [timed_api_exec(client, name) for _ in range(args.repeats)]
@@ -130,18 +140,21 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                     client.close()
             finally:
                 subprocess.run(["docker", "rm", "-f", name], capture_output=True, timeout=60, check=False)
+            raw_run = [timed_cmd(["docker", "run", "--rm", "--network", "none", image, "python3", "-c", CODE])
+                       for _ in range(args.repeats)]
             out["docker"] = {"first": ex["first"], "warm": ex["warm"], "raw_run": raw_run, "raw_exec": raw_exec,
                              "raw_exec_api": raw_exec_api}
         else:
             out["docker"] = {"skipped": reason or f"docker not available to the sandbox: {choice.reason}"}
         if shutil.which("bwrap") and "process" in choice.available:
-            ex = await executor_times(manager, "process", args.repeats, 0)
+            # The docker pool refills after its executors stopped: containers being created would slow both sides.
+            await wait_pool(manager, settings.sandbox_pool_size)
             space = workdir / "raw-bwrap"
             space.mkdir(exist_ok=True)
             argv = [*bwrap_args(space, network=False), "--", "python3", "-c", CODE]
             timed_cmd(argv)
-            raw = [timed_cmd(argv) for _ in range(args.repeats)]
-            out["process"] = {"first": ex["first"], "warm": ex["warm"], "raw_bwrap": raw}
+            ex = await executor_times(manager, "process", args.repeats, 0, raw_sample=lambda: timed_cmd(argv))
+            out["process"] = {"first": ex["first"], "warm": ex["warm"], "raw_bwrap": ex["raw"]}
             if os.geteuid() == 0:
                 os.chown(space, HOST_UID_BASE, HOST_UID_BASE)
                 full = [*drop_args(HOST_UID_BASE), *prlimit_args(settings, timeout_s=60, host_uid=HOST_UID_BASE),
