@@ -140,6 +140,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                     client.close()
             finally:
                 subprocess.run(["docker", "rm", "-f", name], capture_output=True, timeout=60, check=False)
+            await wait_pool(manager, settings.sandbox_pool_size)  # no container being created meanwhile
             raw_run = [timed_cmd(["docker", "run", "--rm", "--network", "none", image, "python3", "-c", CODE])
                        for _ in range(args.repeats)]
             out["docker"] = {"first": ex["first"], "warm": ex["warm"], "raw_run": raw_run, "raw_exec": raw_exec,

@@ -138,7 +138,7 @@ class RunManager:
                 self._kick(run.session_id)
         return len(orphans)
 
-    async def _recover_worker(self, index: int) -> None:
+    async def _recover_worker(self) -> None:
         """A replaced worker: its runs are orphans now, and its sessions' queued runs wait for a kick. (A session
         placed on another worker is kicked there, which is harmless: it finds the session's next run, or nothing.)"""
         await self.recover_orphans()

@@ -7,8 +7,7 @@ one worker never holds most of a burst while another idles. Both sides share the
 being the record; the link carries only what must be immediate:
 
 - API → worker: `kick` (a session has queued runs; numbered), `follow` (a run has a follower now),
-  `cancel` (answered by `reply`), `secrets`
-  (inline model keys, which are never stored), `stop`.
+  `cancel` (answered by `reply`), `secrets` (inline model keys, which are never stored), `stop`.
 - worker → API: a live run's `open`, `close`, and while the API process has a follower for it (`follow`) its
   events: those so far (`events`), then each new one (`event`); `settled` (wake waiters);
   `changed` (a session's messages were committed: the API process's message cache drops it); `released`
@@ -93,7 +92,7 @@ class _Link:
         return self.writer is not None and not self.writer.is_closing()
 
     def send(self, message: dict[str, Any]) -> bool:
-        if self.writer is None or self.writer.is_closing():
+        if not self.connected:
             return False
         self.writer.write(_dumps(message))
         return True
@@ -107,12 +106,12 @@ class WorkerPool:
         observer: The API process's live channels and waiters.
         count: How many workers.
         secrets: The inline model keys held so far (workflow id → model name → key).
-        on_restart: Called (with the worker index) after a dead worker was replaced: recover its runs.
+        on_restart: Called after a dead worker was replaced: recover its runs and kick queued sessions.
     """
 
     def __init__(self, settings: Settings, observer: LiveChannels, *, count: int,
                  secrets: Callable[[], dict[str, dict[str, str]]],
-                 on_restart: Callable[[int], Awaitable[None]],
+                 on_restart: Callable[[], Awaitable[None]],
                  on_changed: Callable[[str], None]) -> None:
         self.settings = settings
         self.observer = observer
@@ -133,7 +132,7 @@ class WorkerPool:
         return False
 
     def describe(self) -> dict[str, Any]:
-        """For readiness: how many workers there are and how many are connected now."""
+        """For readiness: how many workers there are, how many are connected now, and each one's load."""
         connected = sum(1 for link in self._links if link.connected)
         return {"ok": connected == self.count, "executor": "workers", "workers": self.count,
                 "connected": connected, "live_runs": self.live_count,
@@ -285,10 +284,10 @@ class WorkerPool:
         if self._stopping:
             return
         await self._spawn(link)
-        # The sessions kicked here since the worker died are kicked again by the recovery, wherever they go.
+        # Sessions placed on the dead worker are free again: the recovery kicks those with work, wherever they go.
         link.sessions.clear()
         try:
-            await self._on_restart(link.index)
+            await self._on_restart()
         except Exception:
             logger.exception("run worker %d: recovering its runs failed", link.index)
 

@@ -101,6 +101,7 @@ def test_runs_started_at_once_are_spread_evenly_over_the_workers(server: ServerP
                                                                  model: FakeOpenAIServer) -> None:
     base = server.base_url
     runs = [start_run(base, chat_spec(model.base_url, 40))[1] for _ in range(8)]
+
     def all_live() -> list[dict] | None:
         by_worker = runs_by_worker(base)
         return by_worker if sum(w["live_runs"] for w in by_worker) == 8 else None
