@@ -177,7 +177,8 @@ class TestPostMessage:
         assert [r.status_code for r in responses] == [202] * 4
         runs = [await app.state.services.runs.wait(r.json()["run"]["id"]) for r in responses]
         assert [run.status for run in runs] == ["completed"] * 4
-        ordered = sorted(runs, key=lambda run: run.started_at or 0)
+        # Timestamps are whole seconds: runs that started in the same second are ordered by when they finished.
+        ordered = sorted(runs, key=lambda run: (run.started_at, run.finished_at))
         assert all(a.finished_at <= b.started_at for a, b in itertools.pairwise(ordered))
         assert sum(1 for m in (await client.get(f"{url}?order=asc")).json()["data"] if m["role"] == "user") == 4
 
