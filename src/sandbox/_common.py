@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import threading
 import uuid
 from dataclasses import dataclass
@@ -31,12 +33,31 @@ def interpreter_for(language: str) -> tuple[str, str] | None:
 
 
 def write_code_file(workspace: Path, code: str, extension: str) -> str:
-    """Writes `code` under the workspace's code directory; returns its path relative to the workspace."""
-    code_dir = workspace / CODE_DIR
-    code_dir.mkdir(exist_ok=True)
-    name = f"{CODE_DIR}/code_{uuid.uuid4().hex[:12]}.{extension}"
-    (workspace / name).write_text(code, encoding="utf-8")
-    return name
+    """Writes `code` under the workspace's code directory; returns its path relative to the workspace.
+
+    The sandbox owns the workspace and may have planted a symlink where the code directory or file goes;
+    nothing is followed: the directory is opened with O_NOFOLLOW and the file is created new (O_EXCL).
+
+    Raises:
+        OSError: The code directory is not a directory (something the sandbox put there).
+    """
+    directory_flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+    workspace_fd = os.open(workspace, directory_flags)
+    try:
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(CODE_DIR, 0o755, dir_fd=workspace_fd)
+        code_dir_fd = os.open(CODE_DIR, directory_flags, dir_fd=workspace_fd)
+    finally:
+        os.close(workspace_fd)
+    name = f"code_{uuid.uuid4().hex[:12]}.{extension}"
+    try:
+        fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644,
+                     dir_fd=code_dir_fd)
+    finally:
+        os.close(code_dir_fd)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(code)
+    return f"{CODE_DIR}/{name}"
 
 
 def unsupported_language_message(language: str) -> str:

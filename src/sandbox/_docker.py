@@ -6,16 +6,18 @@ renamed on the host to `<workspace_root>/<run_id>` (a bind mount follows the dir
 name), so `workspace_path(run_id)` is the same for every backend. A run whose workspace already
 holds files (a resumed run) gets a fresh container bound to it instead.
 
-Executions: the code file is written into the workspace, then run by one `docker exec` as uid 1000:
-a small shell wrapper runs the code under `timeout -s KILL` (a backstop) and, once it has ended,
-kills every other process of the sandbox user with `kill -9 -1` (background jobs, a fork bomb's
-survivors) before it exits with the code's status, so cleanup costs no extra exec round trip. PID 1,
-a tiny python reaper instead of `sleep infinity`, survives that and reaps the orphans. The code runs
-as the same uid as the wrapper and could kill it; so unless the exec reports a status below 128 (the
-wrapper finished), a separate `kill -9 -1` exec follows in the background and the next execution
-waits for it. The host watchdog kills the run's processes the same way on timeout or cancellation;
-if that kill cannot run (pids exhausted) the container is restarted. Every docker SDK call runs in
-a worker thread.
+Executions: the code file is written into the workspace, then handed to the container's PID 1, a small
+agent (`_docker_agent.py`), over a unix socket in the workspace's code directory: the agent starts the code
+as uid 1000, streams its output back and, once the code has exited, kills every other process of the
+sandbox user (background jobs, a fork bomb's survivors) before it reports the exit status. No docker API
+call is on that path, so an execution costs what starting the interpreter costs. When the agent cannot be
+reached (a container just created and not listening yet, a socket the code removed), the execution runs
+by one `docker exec` of a shell wrapper that does the same: the code under `timeout -s KILL` (a backstop),
+then `kill -9 -1`. The code runs as the same uid as that wrapper and could kill it; so unless the exec
+reports a status below 128 (the wrapper finished), a separate `kill -9 -1` exec follows in the background
+and the next execution waits for it. The host watchdog stops an execution on timeout or cancellation by
+closing the agent connection (the agent kills everything), or by the same kill exec; if that kill cannot
+run (pids exhausted) the container is restarted. Every docker SDK call runs in a worker thread.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import logging
 import math
 import os
 import socket
+import stat
 import time
 import uuid
 from collections.abc import Sequence
@@ -34,7 +37,7 @@ from typing import Any
 
 import docker
 from autobots.config import Settings
-from autobots.sandbox._common import BackendKind, BoundedOutput, Outcome
+from autobots.sandbox._common import CODE_DIR, BackendKind, BoundedOutput, Outcome
 from autobots.sandbox._watch import supervise
 from autogen_core import CancellationToken
 from docker.errors import DockerException, NotFound
@@ -60,29 +63,41 @@ _RUN_THEN_KILL_ALL = ('limit=$1; shift; exec 2>&1; timeout -s KILL "$limit" "$@"
                       'kill -9 -1 2>/dev/null; kill -9 -1 2>/dev/null; exit $status')
 # An exec status at or above this may mean the wrapper itself was killed (128 + signal) before its kill.
 _SIGNALLED = 128
-# PID 1 of every sandbox container: idles and reaps orphans, so killed processes do not linger as
-# zombies that still count against pids_limit (`sleep infinity` would not reap them).
-_IDLE_INIT = """
-import os, signal
-signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
-while True:
-    try:
-        while os.waitpid(-1, os.WNOHANG)[0]:
-            pass
-    except ChildProcessError:
-        pass
-    signal.sigtimedwait({signal.SIGCHLD}, 5)
-"""
+# PID 1 of every sandbox container: serves executions over AGENT_SOCKET and reaps orphans, so killed
+# processes do not linger as zombies that still count against pids_limit.
+_AGENT = (Path(__file__).with_name("_docker_agent.py")).read_text(encoding="utf-8")
+AGENT_SOCKET = "agent.sock"
+"""The agent's socket, in the workspace's code directory."""
+# The agent sends output in chunks of 64 KiB; a longer frame means the container is not speaking its protocol.
+_MAX_FRAME = 1 << 20
+_AGENT_START_S = 2.0
 
 
 def prepare_workspace_dir(path: Path) -> None:
-    """Creates `path` writable by the container user (uid 1000) and nobody else."""
+    """Creates `path` and its code directory (where the agent listens) writable by the container user (uid
+    1000) and nobody else."""
     path.mkdir(parents=True, exist_ok=True)
-    if os.geteuid() == 0:
+    root = os.geteuid() == 0
+    if root:
         os.chown(path, 1000, 1000)
         path.chmod(0o750)
     else:
         path.chmod(0o777)
+    # A resumed run's workspace is the sandbox's: a symlink planted as the code directory is left alone.
+    with contextlib.suppress(OSError):
+        with contextlib.suppress(FileExistsError):
+            (path / CODE_DIR).mkdir()
+        code_dir = os.open(path / CODE_DIR, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            if root:
+                os.fchown(code_dir, 1000, 1000)
+            else:
+                os.fchmod(code_dir, 0o777)
+            # The socket of an earlier container on this workspace, so that a listening agent means this one.
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(AGENT_SOCKET, dir_fd=code_dir)
+        finally:
+            os.close(code_dir)
 
 
 class DockerBackend:
@@ -140,6 +155,7 @@ class DockerBackend:
             try:
                 await asyncio.to_thread(prepare_workspace_dir, slot)
                 container = await asyncio.to_thread(self._create_blocking, slot, False)
+                await _agent_listening(slot)
             except DockerException:
                 logger.exception("could not start a warm sandbox container")
                 return
@@ -157,14 +173,16 @@ class DockerBackend:
             return container
         await asyncio.to_thread(prepare_workspace_dir, workspace)
         allow = network and self._settings.sandbox_allow_network
-        return await asyncio.to_thread(self._create_blocking, workspace, allow)
+        container = await asyncio.to_thread(self._create_blocking, workspace, allow)
+        await _agent_listening(workspace)
+        return container
 
     def _create_blocking(self, workspace: Path, network: bool) -> Container:
         s = self._settings
         memory = f"{s.sandbox_memory_mb}m"
         return self._client.containers.run(
             s.sandbox_image,
-            command=["python3", "-c", _IDLE_INIT],
+            command=["python3", "-c", _AGENT],
             detach=True,
             labels=self.labels,
             network_mode="bridge" if network else "none",
@@ -199,7 +217,7 @@ class DockerBackend:
 
 
 class DockerRunner:
-    """Runs commands by `docker exec` in one run's container, acquired on first use.
+    """Runs commands in one run's container, acquired on first use: through its agent, else by `docker exec`.
 
     Args:
         backend: The manager's docker backend.
@@ -216,7 +234,9 @@ class DockerRunner:
         self.container: Container | None = None
         self._current: asyncio.Future[int] | None = None
         self._cleanup: asyncio.Future[None] | None = None
-        self._wrapper_killed_all = False
+        self._killed_all = False
+        self.executions_by_agent = 0
+        self.executions_by_exec = 0
 
     async def prepare(self) -> None:
         if self.container is None:
@@ -233,19 +253,83 @@ class DockerRunner:
         await self.prepare()
         await self._finish_cleanup()
         assert self.container is not None
-        # The in-container `timeout` is a backstop; the host watchdog normally fires first.
-        limit = str(math.ceil(timeout_s) + 2)
-        command = ["sh", "-c", _RUN_THEN_KILL_ALL, "sh", limit, *argv]
-        self._wrapper_killed_all = False
-        self._current = asyncio.ensure_future(self._exec(command, output))
-        outcome = await supervise(self._current, timeout_s=timeout_s, cancellation_token=cancellation_token,
-                                  kill=self._kill)
+        # The in-container limit is a backstop; the host watchdog normally fires first.
+        limit = math.ceil(timeout_s) + 2
+        self._killed_all = False
+        agent = await self._connect_agent()
+        if agent is not None:
+            self.executions_by_agent += 1
+            reader, writer = agent
+            self._current = asyncio.ensure_future(self._run_by_agent(reader, writer, argv, limit, output))
+            outcome = await supervise(self._current, timeout_s=timeout_s, cancellation_token=cancellation_token,
+                                      kill=lambda: self._stop_agent_execution(writer))
+        else:
+            self.executions_by_exec += 1
+            command = ["sh", "-c", _RUN_THEN_KILL_ALL, "sh", str(limit), *argv]
+            self._current = asyncio.ensure_future(self._exec(command, output))
+            outcome = await supervise(self._current, timeout_s=timeout_s, cancellation_token=cancellation_token,
+                                      kill=self._kill)
         self._backend.start_refill()
-        if not (outcome.timed_out or outcome.cancelled or self._wrapper_killed_all):
-            # The wrapper may not have killed the leftovers (the code killed it, or the exec broke): kill
-            # them now, and have the next execution (or close) wait for it.
+        if not (outcome.timed_out or outcome.cancelled or self._killed_all):
+            # Nothing confirmed that the leftovers were killed (the code killed the wrapper, the agent
+            # connection broke): kill them now, and have the next execution (or close) wait for it.
             self._cleanup = asyncio.ensure_future(self._kill())
         return outcome
+
+    async def _connect_agent(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
+        """A connection to the container's agent, or None when it is not listening (yet)."""
+        try:
+            socket_fd = _open_agent_socket(self.workspace)
+        except OSError:
+            return None
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        try:
+            # Connecting through the descriptor reaches the socket that was checked, not whatever the path
+            # names by now.
+            await asyncio.get_running_loop().sock_connect(sock, f"/proc/self/fd/{socket_fd}")
+        except OSError:
+            sock.close()
+            return None
+        finally:
+            os.close(socket_fd)
+        return await asyncio.open_unix_connection(sock=sock, limit=_MAX_FRAME)
+
+    async def _run_by_agent(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                            argv: Sequence[str], limit: int, output: BoundedOutput) -> int:
+        """Sends the execution to the agent and feeds its output frames to `output`; returns the exit status."""
+        try:
+            request = "\0".join([str(limit), *argv]).encode()
+            writer.write(len(request).to_bytes(4, "big") + request)
+            while True:
+                header = await reader.readexactly(5)
+                kind, size = header[:1], int.from_bytes(header[1:], "big")
+                if size > _MAX_FRAME or kind not in (b"o", b"x") or (kind == b"x" and size != 4):
+                    output.feed(b"sandbox error: unexpected reply from the sandbox agent\n")
+                    return 1
+                payload = await reader.readexactly(size)
+                if kind == b"o":
+                    output.feed(payload)
+                    continue
+                self._killed_all = True
+                return int.from_bytes(payload, "big", signed=True)
+        except (asyncio.IncompleteReadError, OSError):
+            output.feed(b"sandbox error: the sandbox agent ended the execution without an exit status\n")
+            return 1
+        finally:
+            writer.close()
+
+    async def _stop_agent_execution(self, writer: asyncio.StreamWriter) -> None:
+        """The watchdog's kill: closing our side makes the agent kill every process of the execution and
+        answer; without that answer in time, the kill goes through docker."""
+        with contextlib.suppress(OSError, RuntimeError):
+            writer.write_eof()
+        current = self._current
+        if current is not None:
+            with contextlib.suppress(TimeoutError, Exception):
+                await asyncio.wait_for(asyncio.shield(current), timeout=_KILL_SETTLE_S)
+        if not self._killed_all:
+            await self._kill()
 
     async def _finish_cleanup(self) -> None:
         cleanup, self._cleanup = self._cleanup, None
@@ -254,7 +338,7 @@ class DockerRunner:
                 await cleanup
 
     async def _exec(self, command: list[str], output: BoundedOutput) -> int:
-        code, self._wrapper_killed_all = await asyncio.to_thread(self._exec_blocking, command, output)
+        code, self._killed_all = await asyncio.to_thread(self._exec_blocking, command, output)
         return code
 
     def _exec_blocking(self, command: list[str], output: BoundedOutput) -> tuple[int, bool]:
@@ -305,6 +389,40 @@ class DockerRunner:
         container, self.container = self.container, None
         if container is not None:
             await self._backend.remove(container)
+
+
+async def _agent_listening(workspace: Path) -> bool:
+    """Waits (briefly: the agent binds its socket within milliseconds of the container's start) until the
+    agent of the container just started on `workspace` listens; False if it does not."""
+    deadline = time.monotonic() + _AGENT_START_S
+    while True:
+        with contextlib.suppress(OSError):
+            os.close(_open_agent_socket(workspace))
+            return True
+        if time.monotonic() > deadline:
+            logger.warning("the sandbox agent on %s is not listening; executions go through docker exec",
+                           workspace.name)
+            return False
+        await asyncio.sleep(0.01)
+
+
+def _open_agent_socket(workspace: Path) -> int:
+    """An O_PATH descriptor of the agent's socket; nothing the sandbox may have planted on the way (a symlink
+    as the code directory or as the socket) is followed.
+
+    Raises:
+        OSError: No socket there.
+    """
+    flags = os.O_NOFOLLOW | os.O_CLOEXEC | os.O_PATH
+    directory = os.open(workspace / CODE_DIR, flags | os.O_DIRECTORY)
+    try:
+        fd = os.open(AGENT_SOCKET, flags, dir_fd=directory)
+    finally:
+        os.close(directory)
+    if not stat.S_ISSOCK(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise FileNotFoundError(AGENT_SOCKET)
+    return fd
 
 
 def _remove_blocking(container: Container) -> None:

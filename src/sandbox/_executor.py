@@ -126,10 +126,16 @@ class SandboxExecutor(CodeExecutor):
                 exit_code = 1
                 break
             interpreter, extension = language
-            if len(block.code) <= _INLINE_WRITE_LIMIT:
-                code_file = write_code_file(self._runner.workspace, block.code, extension)
-            else:
-                code_file = await asyncio.to_thread(write_code_file, self._runner.workspace, block.code, extension)
+            try:
+                if len(block.code) <= _INLINE_WRITE_LIMIT:
+                    code_file = write_code_file(self._runner.workspace, block.code, extension)
+                else:
+                    code_file = await asyncio.to_thread(write_code_file, self._runner.workspace, block.code,
+                                                        extension)
+            except OSError as exc:
+                output.feed(f"sandbox error: could not write the code file: {exc.strerror or exc}\n".encode())
+                exit_code = 1
+                break
             outcome = await self._runner.run(
                 [interpreter, code_file],
                 timeout_s=deadline - loop.time(),

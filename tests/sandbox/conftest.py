@@ -14,7 +14,7 @@ import docker
 import pytest
 from autobots.config import Settings
 from autobots.sandbox import SandboxExecutor, SandboxManager
-from autobots.sandbox._docker import LABEL
+from autobots.sandbox._docker import LABEL, DockerRunner
 from autobots.sandbox._select import probe_docker
 from autogen_core import CancellationToken
 from autogen_core.code_executor import CodeBlock, CodeResult
@@ -133,15 +133,27 @@ async def start_manager(make_settings: Callable[..., Settings]) -> AsyncIterator
 @pytest.fixture(
     params=[
         pytest.param("docker", marks=pytest.mark.docker),
+        pytest.param("docker-exec", marks=pytest.mark.docker),
         pytest.param("process", marks=pytest.mark.bwrap),
     ]
 )
-async def box(request: pytest.FixtureRequest, start_manager: StartManager) -> Box:
-    """A started manager on which the parametrized isolated backend is available (or skip/fail)."""
+async def box(request: pytest.FixtureRequest, start_manager: StartManager, monkeypatch: pytest.MonkeyPatch) -> Box:
+    """A started manager on which the parametrized isolated backend is available (or skip/fail).
+
+    `docker-exec` is the docker backend with its in-container agent out of reach, so every execution takes
+    the `docker exec` path a container falls back to when its agent does not answer.
+    """
     kind = request.param
+    if kind == "docker-exec":
+        kind = "docker"
+        monkeypatch.setattr(DockerRunner, "_connect_agent", _agent_out_of_reach)
     manager = await start_manager()
     require_backend(kind, kind in manager.choice.available, manager.choice.reason)
     return Box(manager, kind)
+
+
+async def _agent_out_of_reach(runner: DockerRunner) -> None:
+    return None
 
 
 @pytest.fixture

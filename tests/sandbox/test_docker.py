@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import docker
@@ -128,6 +130,77 @@ class TestPool:
         manager = await start_manager(sandbox="docker")
         assert manager.choice.kind == "docker"
         assert stale.id not in labelled_containers()
+
+
+class TestAgent:
+    """Executions go to the container's PID 1 over a socket in the workspace, not through `docker exec`."""
+
+    async def test_executions_in_a_warm_container_go_through_its_agent(self, start_manager: StartManager) -> None:
+        manager = await start_manager(sandbox="docker", sandbox_pool_size=1)
+        backend = manager._docker
+        assert backend is not None
+        await wait_for(lambda: len(backend._pool) == 1)
+        executor = await manager.open_executor(run_id="agent-warm")
+        first = await executor.execute_code_blocks([CodeBlock("import os\nprint(os.getuid())", "python")],
+                                                   CancellationToken())
+        second = await executor.execute_code_blocks([CodeBlock("echo out; echo err >&2; exit 3", "sh")],
+                                                    CancellationToken())
+        assert (first.exit_code, first.output) == (0, "1000\n")
+        assert (second.exit_code, second.output) == (3, "out\nerr\n")
+        runner = executor.runner
+        assert isinstance(runner, DockerRunner)
+        assert (runner.executions_by_agent, runner.executions_by_exec) == (2, 0)
+
+    async def test_a_new_container_is_used_once_its_agent_listens(self, docker_manager: SandboxManager) -> None:
+        executor = await docker_manager.open_executor(run_id="agent-new")
+        result = await executor.execute_code_blocks([CodeBlock("print('hi')", "python")], CancellationToken())
+        assert (result.exit_code, result.output) == (0, "hi\n")
+        runner = executor.runner
+        assert isinstance(runner, DockerRunner)
+        assert (runner.executions_by_agent, runner.executions_by_exec) == (1, 0)
+
+    async def test_a_killed_signal_is_reported_as_128_plus_the_signal(self, docker_manager: SandboxManager) -> None:
+        executor = await docker_manager.open_executor(run_id="agent-signal")
+        result = await executor.execute_code_blocks([CodeBlock("kill -TERM $$", "sh")], CancellationToken())
+        assert result.exit_code == 128 + 15
+
+    async def test_code_that_removes_the_agent_socket_still_gets_its_next_execution(
+        self, docker_manager: SandboxManager
+    ) -> None:
+        executor = await docker_manager.open_executor(run_id="agent-gone")
+        code = "import os\nos.unlink('.autobots/agent.sock')\nprint('removed')"
+        removed = await executor.execute_code_blocks([CodeBlock(code, "python")], CancellationToken())
+        assert (removed.exit_code, removed.output) == (0, "removed\n")
+        started = await executor.execute_code_blocks([CodeBlock("sleep 30 >/dev/null 2>&1 &\necho next", "sh")],
+                                                     CancellationToken())
+        assert (started.exit_code, started.output) == (0, "next\n")
+        sleepers = ("import os\nprint(sum(open(f'/proc/{p}/cmdline', 'rb').read().startswith(b'sleep')\n"
+                    "          for p in os.listdir('/proc') if p.isdigit() and p != str(os.getpid())))")
+        after = await executor.execute_code_blocks([CodeBlock(sleepers, "python")], CancellationToken())
+        assert (after.exit_code, after.output) == (0, "0\n")
+        runner = executor.runner
+        assert isinstance(runner, DockerRunner)
+        assert (runner.executions_by_agent, runner.executions_by_exec) == (1, 2)
+
+    async def test_a_symlink_planted_as_the_agent_socket_is_not_followed(
+        self, docker_manager: SandboxManager, tmp_path: Path
+    ) -> None:
+        host_socket = tmp_path / "host.sock"
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(str(host_socket))
+        listener.listen(1)
+        listener.setblocking(False)
+        executor = await docker_manager.open_executor(run_id="agent-link")
+        code = f"import os\nos.unlink('.autobots/agent.sock')\nos.symlink({str(host_socket)!r}, '.autobots/agent.sock')"
+        try:
+            planted = await executor.execute_code_blocks([CodeBlock(code, "python")], CancellationToken())
+            assert planted.exit_code == 0
+            after = await executor.execute_code_blocks([CodeBlock("echo fine", "sh")], CancellationToken())
+            assert (after.exit_code, after.output) == (0, "fine\n")
+            with pytest.raises(BlockingIOError):
+                listener.accept()
+        finally:
+            listener.close()
 
 
 class TestNetworkOptIn:

@@ -156,6 +156,23 @@ class TestEscapes:
         ]
         assert not await asyncio.to_thread(os.path.exists, os.path.join("/tmp", marker))
 
+    async def test_a_symlink_planted_as_the_code_directory_is_not_written_through(self, box: Box) -> None:
+        target = Path(tempfile.mkdtemp(prefix="autobots-target-"))
+        await asyncio.to_thread(target.chmod, 0o777)
+        executor = await box.executor()
+        plant = (f"import os\nos.rename('.autobots', 'moved')\nos.symlink({str(target)!r}, '.autobots')\n"
+                 "print('planted')")
+        try:
+            planted = await run_block(executor, plant, "python")
+            assert (planted.exit_code, planted.output) == (0, "planted\n")
+            after = await run_block(executor, "print('next')", "python")
+            written = await asyncio.to_thread(os.listdir, target)
+        finally:
+            shutil.rmtree(target)
+        assert written == []
+        assert after.exit_code == 1
+        assert after.output.startswith("sandbox error: could not write the code file")
+
     async def test_python_fork_bomb_is_contained(self, box: Box) -> None:
         started = time.monotonic()
         result = await box.run("import os\nwhile True:\n    os.fork()", timeout_s=3)
