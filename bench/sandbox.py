@@ -7,6 +7,10 @@ from typing import Any
 
 from bench._common import clean_env, fmt, run_json
 
+# Executions of about 10 ms differ by a millisecond or two from one to the next: 15 samples keep the medians
+# steady.
+_REPEATS = 15
+
 WARM_TARGET = 1.2
 FIRST_TARGET = 0.3
 
@@ -16,12 +20,12 @@ def run(quick: bool, out: Path) -> dict[str, Any]:
     if quick:
         return {"title": title, "figures": {"skipped": "quick mode"},
                 "markdown": "Skipped in quick mode (`--quick` does not start containers); run without `--quick`."}
-    data = run_json(["-m", "bench.sandbox_run", "--workdir", str(out / "sandbox"), "--repeats", "7"],
+    data = run_json(["-m", "bench.sandbox_run", "--workdir", str(out / "sandbox"), "--repeats", str(_REPEATS)],
                     timeout_s=600, log=out / "sandbox.log",
                     env=clean_env(AUTOBOTS_CONFIG=str(out / "no-config.json")))
     md = ["Code: `print(sum(range(1000)))` as a python block through `SandboxManager.open_executor()` → "
           "`SandboxExecutor.execute_code_blocks()` (the path a userproxy agent takes; `bench/sandbox_run.py`), "
-          "median of 7; warm executions are timed once the warm pool has been topped up again (no container "
+          f"median of {_REPEATS}; warm executions are timed once the warm pool has been topped up again (no container "
           "being created meanwhile), each followed at once by its raw `docker exec` or `bwrap` sample (the two "
           "sides alternate). Raw baselines use the CLI: `docker exec <running container> python3 -c …`, "
           "`docker run --rm --network none <image> python3 -c …`, and `bwrap` with the same arguments as the "

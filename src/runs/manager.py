@@ -32,7 +32,7 @@ logger = logging.getLogger("autobots.runs")
 IfBusy = Literal["reject", "enqueue"]
 WAIT_POLL_S = 1.0
 SUBMIT_BATCH = 64
-RECOVER_EVERY_S = 3 * HEARTBEAT_S
+RECOVER_EVERY_S = HEARTBEAT_S
 
 __all__ = ["RunManager", "SessionBusy", "worker_count"]
 
@@ -151,11 +151,15 @@ class RunManager:
             self._kick(session_id)
 
     async def _recover_periodically(self) -> None:
-        """Now and then, recover runs whose executor went silent (another server process that died)."""
+        """Now and then, recover runs whose executor went silent (another server process that died), and kick
+        every session with queued runs: a run requeued by another process (the worker of a server that was
+        killed, interrupting its runs after this server had started) has nobody else to start it. Kicking a
+        session that is being driven already costs a wake-up that finds nothing new."""
         while True:
             await asyncio.sleep(RECOVER_EVERY_S)
             try:
                 await self.recover_orphans()
+                await self._kick_queued()
             except Exception:
                 logger.warning("orphan recovery failed", exc_info=True)
 

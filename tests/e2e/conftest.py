@@ -182,3 +182,17 @@ def api_keys(apikey_server: ServerProcess) -> dict[str, str]:
         assert proc.returncode == 0, f"users add {name} failed ({proc.returncode}):\n{out}\n{err}"
         keys[name] = out.strip().splitlines()[-1].strip()
     return keys
+
+
+def children_of(pid: int) -> list[int]:
+    """The pids of the processes whose parent is `pid`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found

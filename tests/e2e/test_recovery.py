@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -11,7 +14,7 @@ import httpx
 import pytest
 
 from tests.e2e._http import message_events, wait_for
-from tests.e2e.conftest import launch_server, wait_ready
+from tests.e2e.conftest import children_of, launch_server, wait_ready
 from tests.support.openai_server import FakeOpenAIServer
 
 pytestmark = pytest.mark.e2e
@@ -115,4 +118,45 @@ def test_a_sequential_run_that_cannot_resume_fails_as_interrupted(tmp_path: Path
             messages = httpx.get(f"{second.base_url}/api/v1/sessions/{session['id']}/messages").json()["data"]
             assert [m["content"] for m in messages] == ["go"]
         finally:
+            second.stop()
+
+
+def test_a_run_requeued_by_a_stranded_worker_after_a_new_server_started_still_completes(tmp_path: Path) -> None:
+    """The first server is killed while its run worker is stopped, so the second server starts while the run
+    still belongs to a live process. Resumed, the worker finds its server gone and requeues the run: after the
+    second server's startup, which kicked what was queued then. The second server still executes it."""
+    database = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    with FakeOpenAIServer(latency_ms=100, terminate_after=None) as model:
+        first = wait_ready(launch_server(tmp_path / "first", database, AUTOBOTS_CHECKPOINT_INTERVAL_S="0"))
+        session = httpx.post(f"{first.base_url}/api/v1/sessions", json={"workflow": chat_spec(model.base_url)}).json()
+        run_id = httpx.post(f"{first.base_url}/api/v1/sessions/{session['id']}/messages",
+                            json={"content": "chat"}).json()["run"]["id"]
+        wait_for(lambda: len(message_events(first.base_url, run_id)) >= 2)
+        workers = children_of(first.process.pid)
+        assert workers
+
+        def resume_workers() -> None:
+            for pid in workers:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGCONT)
+
+        for pid in workers:
+            os.kill(pid, signal.SIGSTOP)
+        first.process.kill()
+        first.process.wait(timeout=20)
+        # A worker stopped while holding the SQLite write lock would hold up the second server's start: resume
+        # the workers after a while in any case.
+        backstop = threading.Timer(8.0, resume_workers)
+        backstop.start()
+        second = launch_server(tmp_path / "second", database)
+        try:
+            wait_ready(second)
+            backstop.cancel()
+            resume_workers()
+            run = wait_for(lambda: (r := httpx.get(f"{second.base_url}/api/v1/runs/{run_id}").json())["status"]
+                           in ("completed", "failed", "cancelled") and r, timeout=60)
+            assert (run["status"], run["attempt"]) == ("completed", 2), run
+        finally:
+            backstop.cancel()
+            resume_workers()
             second.stop()

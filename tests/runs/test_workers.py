@@ -15,7 +15,7 @@ import pytest
 from autobots.db import migrate_to_head
 
 from tests.e2e._http import message_events, wait_for
-from tests.e2e.conftest import ServerProcess, launch_server, stop_and_check, wait_ready
+from tests.e2e.conftest import ServerProcess, children_of, launch_server, stop_and_check, wait_ready
 from tests.support.openai_server import FakeOpenAIServer
 
 pytestmark = pytest.mark.e2e
@@ -30,19 +30,6 @@ def chat_spec(base_url: str, messages: int, **model: str) -> dict:
         "sender": "bob", "receiver": "alice",
         "termination": {"max_messages": messages},
     }
-
-
-def children_of(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(entry.name))
-    return found
 
 
 def alive(pid: int) -> bool:
