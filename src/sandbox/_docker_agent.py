@@ -106,6 +106,9 @@ def run(conn: socket.socket, argv: list[str], limit: float) -> None:
                     kill_all()
                     status = child.wait()
         kill_all()
+        # What the killed processes wrote before they died; only the output pipe is watched from here on.
+        events.unregister(pidfd)
+        events.unregister(conn)
         drain_until = time.monotonic() + DRAIN_S
         while read_end in events.get_map() and time.monotonic() < drain_until:
             if events.select(drain_until - time.monotonic()):

@@ -81,9 +81,10 @@ async def test_cancel_kills_a_long_sandboxed_execution(docker_client, fake_opena
             break
         await asyncio.sleep(0.05)
     await asyncio.sleep(0.5)
-    await client.post(f"/api/v1/runs/{run_id}/cancel")
+    cancelled = await client.post(f"/api/v1/runs/{run_id}/cancel")
+    assert cancelled.status_code == 200, cancelled.json()
     run = await app.state.services.runs.wait(run_id, limit_s=10)
-    assert run.status == "cancelled"
+    assert run.status == "cancelled", [e["type"] for e in (await client.get(f"/api/v1/runs/{run_id}/events")).json()]
     assert run.finished_at - run.started_at < 30
     messages = (await client.get(f"/api/v1/sessions/{session['id']}/messages?order=asc")).json()["data"]
     assert [m["role"] for m in messages] == ["user", "assistant"]
