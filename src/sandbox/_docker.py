@@ -7,7 +7,7 @@ name), so `workspace_path(run_id)` is the same for every backend. A run whose wo
 holds files (a resumed run) gets a fresh container bound to it instead.
 
 Executions: the code file is written into the workspace, then handed to the container's PID 1, a small
-agent (`_docker_agent.py`), over a unix socket in the workspace's code directory: the agent starts the code
+agent (`_agent_script.py`), over a unix socket in the workspace's code directory: the agent starts the code
 as uid 1000, streams its output back and, once the code has exited, kills every other process of the
 sandbox user (background jobs, a fork bomb's survivors) before it reports the exit status. No docker API
 call is on that path, so an execution costs what starting the interpreter costs. When the agent cannot be
@@ -28,7 +28,6 @@ import logging
 import math
 import os
 import socket
-import stat
 import time
 import uuid
 from collections.abc import Sequence
@@ -37,6 +36,13 @@ from typing import Any
 
 import docker
 from autobots.config import Settings
+from autobots.sandbox._agent import (
+    AGENT_SCRIPT,
+    KILL_SETTLE_S,
+    AgentExecution,
+    agent_listening,
+    remove_agent_socket,
+)
 from autobots.sandbox._common import CODE_DIR, BackendKind, BoundedOutput, Outcome
 from autobots.sandbox._watch import supervise
 from autogen_core import CancellationToken
@@ -48,7 +54,6 @@ logger = logging.getLogger(__name__)
 LABEL = "autobots.sandbox"
 SANDBOX_USER = "1000:1000"
 POOL_DIR = ".pool"
-_KILL_SETTLE_S = 1.5
 # A container taken from the pool is replaced once the execution that took it has ended, or after
 # this long: creating a container while that first execution runs would slow it down.
 _REFILL_DELAY_S = 1.0
@@ -63,14 +68,6 @@ _RUN_THEN_KILL_ALL = ('limit=$1; shift; exec 2>&1; timeout -s KILL "$limit" "$@"
                       'kill -9 -1 2>/dev/null; kill -9 -1 2>/dev/null; exit $status')
 # An exec status at or above this may mean the wrapper itself was killed (128 + signal) before its kill.
 _SIGNALLED = 128
-# PID 1 of every sandbox container: serves executions over AGENT_SOCKET and reaps orphans, so killed
-# processes do not linger as zombies that still count against pids_limit.
-_AGENT = (Path(__file__).with_name("_docker_agent.py")).read_text(encoding="utf-8")
-AGENT_SOCKET = "agent.sock"
-"""The agent's socket, in the workspace's code directory."""
-# The agent sends output in chunks of 64 KiB; a longer frame means the container is not speaking its protocol.
-_MAX_FRAME = 1 << 20
-_AGENT_START_S = 2.0
 
 
 def prepare_workspace_dir(path: Path) -> None:
@@ -93,11 +90,9 @@ def prepare_workspace_dir(path: Path) -> None:
                 os.fchown(code_dir, 1000, 1000)
             else:
                 os.fchmod(code_dir, 0o777)
-            # The socket of an earlier container on this workspace, so that a listening agent means this one.
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(AGENT_SOCKET, dir_fd=code_dir)
         finally:
             os.close(code_dir)
+    remove_agent_socket(path)
 
 
 class DockerBackend:
@@ -155,7 +150,7 @@ class DockerBackend:
             try:
                 await asyncio.to_thread(prepare_workspace_dir, slot)
                 container = await asyncio.to_thread(self._create_blocking, slot, False)
-                await _agent_listening(slot)
+                await self._agent_started(slot)
             except DockerException:
                 logger.exception("could not start a warm sandbox container")
                 return
@@ -174,15 +169,21 @@ class DockerBackend:
         await asyncio.to_thread(prepare_workspace_dir, workspace)
         allow = network and self._settings.sandbox_allow_network
         container = await asyncio.to_thread(self._create_blocking, workspace, allow)
-        await _agent_listening(workspace)
+        await self._agent_started(workspace)
         return container
+
+    @staticmethod
+    async def _agent_started(workspace: Path) -> None:
+        if not await agent_listening(workspace):
+            logger.warning("the sandbox agent on %s is not listening; executions go through docker exec",
+                           workspace.name)
 
     def _create_blocking(self, workspace: Path, network: bool) -> Container:
         s = self._settings
         memory = f"{s.sandbox_memory_mb}m"
         return self._client.containers.run(
             s.sandbox_image,
-            command=["python3", "-c", _AGENT],
+            command=["python3", "-c", AGENT_SCRIPT],
             detach=True,
             labels=self.labels,
             network_mode="bridge" if network else "none",
@@ -256,13 +257,13 @@ class DockerRunner:
         # The in-container limit is a backstop; the host watchdog normally fires first.
         limit = math.ceil(timeout_s) + 2
         self._killed_all = False
-        agent = await self._connect_agent()
+        agent = await AgentExecution.connect(self.workspace)
         if agent is not None:
             self.executions_by_agent += 1
-            reader, writer = agent
-            self._current = asyncio.ensure_future(self._run_by_agent(reader, writer, argv, limit, output))
+            self._current = agent.start(argv, limit_s=limit, output=output)
             outcome = await supervise(self._current, timeout_s=timeout_s, cancellation_token=cancellation_token,
-                                      kill=lambda: self._stop_agent_execution(writer))
+                                      kill=lambda: self._stop_agent_execution(agent))
+            self._killed_all = agent.killed_all
         else:
             self.executions_by_exec += 1
             command = ["sh", "-c", _RUN_THEN_KILL_ALL, "sh", str(limit), *argv]
@@ -276,59 +277,8 @@ class DockerRunner:
             self._cleanup = asyncio.ensure_future(self._kill())
         return outcome
 
-    async def _connect_agent(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
-        """A connection to the container's agent, or None when it is not listening (yet)."""
-        try:
-            socket_fd = _open_agent_socket(self.workspace)
-        except OSError:
-            return None
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.setblocking(False)
-        try:
-            # Connecting through the descriptor reaches the socket that was checked, not whatever the path
-            # names by now.
-            await asyncio.get_running_loop().sock_connect(sock, f"/proc/self/fd/{socket_fd}")
-        except OSError:
-            sock.close()
-            return None
-        finally:
-            os.close(socket_fd)
-        return await asyncio.open_unix_connection(sock=sock, limit=_MAX_FRAME)
-
-    async def _run_by_agent(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                            argv: Sequence[str], limit: int, output: BoundedOutput) -> int:
-        """Sends the execution to the agent and feeds its output frames to `output`; returns the exit status."""
-        try:
-            request = "\0".join([str(limit), *argv]).encode()
-            writer.write(len(request).to_bytes(4, "big") + request)
-            while True:
-                header = await reader.readexactly(5)
-                kind, size = header[:1], int.from_bytes(header[1:], "big")
-                if size > _MAX_FRAME or kind not in (b"o", b"x") or (kind == b"x" and size != 4):
-                    output.feed(b"sandbox error: unexpected reply from the sandbox agent\n")
-                    return 1
-                payload = await reader.readexactly(size)
-                if kind == b"o":
-                    output.feed(payload)
-                    continue
-                self._killed_all = True
-                return int.from_bytes(payload, "big", signed=True)
-        except (asyncio.IncompleteReadError, OSError):
-            output.feed(b"sandbox error: the sandbox agent ended the execution without an exit status\n")
-            return 1
-        finally:
-            writer.close()
-
-    async def _stop_agent_execution(self, writer: asyncio.StreamWriter) -> None:
-        """The watchdog's kill: closing our side makes the agent kill every process of the execution and
-        answer; without that answer in time, the kill goes through docker."""
-        with contextlib.suppress(OSError, RuntimeError):
-            writer.write_eof()
-        current = self._current
-        if current is not None:
-            with contextlib.suppress(TimeoutError, Exception):
-                await asyncio.wait_for(asyncio.shield(current), timeout=_KILL_SETTLE_S)
-        if not self._killed_all:
+    async def _stop_agent_execution(self, agent: AgentExecution) -> None:
+        if not await agent.stop():
             await self._kill()
 
     async def _finish_cleanup(self) -> None:
@@ -377,7 +327,7 @@ class DockerRunner:
         current = self._current
         if killed and current is not None:
             with contextlib.suppress(TimeoutError, Exception):
-                await asyncio.wait_for(asyncio.shield(current), timeout=_KILL_SETTLE_S)
+                await asyncio.wait_for(asyncio.shield(current), timeout=KILL_SETTLE_S)
             killed = current.done()
         if not killed:
             logger.warning("could not kill the processes of sandbox %s; restarting it", container.short_id)
@@ -389,40 +339,6 @@ class DockerRunner:
         container, self.container = self.container, None
         if container is not None:
             await self._backend.remove(container)
-
-
-async def _agent_listening(workspace: Path) -> bool:
-    """Waits (briefly: the agent binds its socket within milliseconds of the container's start) until the
-    agent of the container just started on `workspace` listens; False if it does not."""
-    deadline = time.monotonic() + _AGENT_START_S
-    while True:
-        with contextlib.suppress(OSError):
-            os.close(_open_agent_socket(workspace))
-            return True
-        if time.monotonic() > deadline:
-            logger.warning("the sandbox agent on %s is not listening; executions go through docker exec",
-                           workspace.name)
-            return False
-        await asyncio.sleep(0.01)
-
-
-def _open_agent_socket(workspace: Path) -> int:
-    """An O_PATH descriptor of the agent's socket; nothing the sandbox may have planted on the way (a symlink
-    as the code directory or as the socket) is followed.
-
-    Raises:
-        OSError: No socket there.
-    """
-    flags = os.O_NOFOLLOW | os.O_CLOEXEC | os.O_PATH
-    directory = os.open(workspace / CODE_DIR, flags | os.O_DIRECTORY)
-    try:
-        fd = os.open(AGENT_SOCKET, flags, dir_fd=directory)
-    finally:
-        os.close(directory)
-    if not stat.S_ISSOCK(os.fstat(fd).st_mode):
-        os.close(fd)
-        raise FileNotFoundError(AGENT_SOCKET)
-    return fd
 
 
 def _remove_blocking(container: Container) -> None:

@@ -8,26 +8,46 @@ none of the passwd lookups `setpriv` makes), not by Popen's `user=`, which would
 the whole service process instead of vfork(). Inside the sandbox the code sees uid 1000, an empty
 network namespace, a read-only /usr, a private /tmp and /proc, and the run's workspace at
 /workspace as the only writable host directory.
+
+Each run's executor keeps one resident sandbox: bubblewrap with the sandbox agent (`_agent_script.py`) as
+PID 1 of its pid namespace. It is started beside the run's first execution, which runs in a fresh sandbox of
+its own (so it does not wait for it), and every later execution is handed to the agent over its socket in the
+workspace: a fork instead of a new sandbox. The agent kills everything an execution leaves when it ends, so
+executions of a run share only the workspace and /tmp, as in a docker container. If the agent does not
+answer (the sandbox died, its socket is gone), the resident sandbox is killed, that execution runs in a fresh
+sandbox and a new resident one is started; if one does not come up at all, every execution gets a fresh
+sandbox, whose pid namespace dies with it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import math
 import os
+import signal
+import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
 from autobots.config import Settings
-from autobots.sandbox._common import BackendKind, BoundedOutput, Outcome
+from autobots.sandbox._agent import AGENT_SCRIPT, AgentExecution, agent_listening, remove_agent_socket
+from autobots.sandbox._common import CODE_DIR, BackendKind, BoundedOutput, Outcome
 from autobots.sandbox._subprocess import run_subprocess
+from autobots.sandbox._watch import supervise
 from autogen_core import CancellationToken
+
+logger = logging.getLogger(__name__)
 
 HOST_UID_BASE = 2_100_000
 SANDBOX_UID = 1000
 SANDBOX_PATH = "/usr/local/bin:/usr/bin:/bin"
 _FILE_SIZE_LIMIT = 1 << 30
 _ETC_FILES = ("/etc/ld.so.cache", "/etc/localtime", "/etc/alternatives", "/etc/ssl/certs")
+# The resident sandbox's own processes count against RLIMIT_NPROC: bubblewrap outside and the agent inside.
+_RESIDENT_PROCESSES = 2
+_REAP_S = 5.0
 
 
 def bwrap_args(workspace: Path | None, *, network: bool) -> list[str]:
@@ -58,9 +78,9 @@ def bwrap_args(workspace: Path | None, *, network: bool) -> list[str]:
     return args
 
 
-def prlimit_args(settings: Settings, *, timeout_s: float, host_uid: int | None) -> list[str]:
+def prlimit_args(settings: Settings, *, timeout_s: float, host_uid: int | None, extra_processes: int = 0) -> list[str]:
     """`prlimit` options: address space, process count, CPU seconds (a backstop), file size, no cores."""
-    nproc = settings.sandbox_pids_limit
+    nproc = settings.sandbox_pids_limit + extra_processes
     if host_uid is None:
         nproc += _processes_of(os.getuid())
     return ["prlimit", f"--as={settings.sandbox_memory_mb * 1024 * 1024}", f"--nproc={nproc}",
@@ -75,7 +95,8 @@ def drop_args(host_uid: int | None) -> list[str]:
 
 
 class ProcessRunner:
-    """Runs commands inside bubblewrap for one run's workspace.
+    """Runs commands inside bubblewrap for one run's workspace: through its resident sandbox's agent, else in
+    a fresh sandbox per command.
 
     Args:
         workspace: Host directory bound at /workspace.
@@ -92,12 +113,28 @@ class ProcessRunner:
         self._host_uid = host_uid
         self._network = network
         self._prepared = False
+        self._resident: subprocess.Popen[bytes] | None = None
+        self._starting: asyncio.Future[None] | None = None
+        self._resident_failed = False
+        self.executions_by_agent = 0
+        self.executions_by_sandbox = 0
 
     async def prepare(self) -> None:
         """Hands the workspace to the host uid once: what the sandbox writes later is already its own."""
         if not self._prepared:
             await asyncio.to_thread(_prepare_workspace, self.workspace, self._host_uid)
             self._prepared = True
+
+    def _command(self, argv: Sequence[str], *, timeout_s: float, agent: bool = False) -> list[str]:
+        """The command line running `argv` in a new sandbox: the resident one when `agent`."""
+        bwrap = bwrap_args(self.workspace, network=self._network)
+        if agent:
+            # The agent is the namespace's PID 1: code cannot kill it, and when it dies the namespace goes.
+            bwrap.append("--as-pid-1")
+        # Every process of the run's uid counts against RLIMIT_NPROC, the resident sandbox's included.
+        limits = prlimit_args(self._settings, timeout_s=timeout_s, host_uid=self._host_uid,
+                              extra_processes=_RESIDENT_PROCESSES)
+        return [*drop_args(self._host_uid), *limits, *bwrap, "--", *argv]
 
     async def run(
         self,
@@ -107,31 +144,110 @@ class ProcessRunner:
         output: BoundedOutput,
         cancellation_token: CancellationToken | None,
     ) -> Outcome:
-        command = [
-            *drop_args(self._host_uid),
-            *prlimit_args(self._settings, timeout_s=timeout_s, host_uid=self._host_uid),
-            *bwrap_args(self.workspace, network=self._network),
-            "--",
-            *argv,
-        ]
-        return await run_subprocess(
-            command,
-            cwd=str(self.workspace),
-            # Only for unshare, prlimit and bwrap (bwrap --clearenv sets the sandbox's own); without LANG
-            # they skip loading the locale.
-            env={"PATH": SANDBOX_PATH},
-            timeout_s=timeout_s,
-            output=output,
-            cancellation_token=cancellation_token,
-        )
+        agent = await self._connect()
+        if agent is None:
+            self.executions_by_sandbox += 1
+            try:
+                return await run_subprocess(
+                    self._command(argv, timeout_s=timeout_s),
+                    cwd=str(self.workspace),
+                    # Only for unshare, prlimit and bwrap (bwrap --clearenv sets the sandbox's own); without LANG
+                    # they skip loading the locale.
+                    env={"PATH": SANDBOX_PATH},
+                    timeout_s=timeout_s,
+                    output=output,
+                    cancellation_token=cancellation_token,
+                )
+            finally:
+                # Started once this execution is over, so as not to compete with it for the CPU: the next one
+                # normally comes after a model turn, by which time the resident sandbox is up.
+                if self._resident is None and self._starting is None and not self._resident_failed:
+                    self._starting = asyncio.ensure_future(self._start_resident(timeout_s))
+        self.executions_by_agent += 1
+        limit = math.ceil(timeout_s) + 2
+        try:
+            outcome = await supervise(agent.start(argv, limit_s=limit, output=output), timeout_s=timeout_s,
+                                      cancellation_token=cancellation_token, kill=agent.stop)
+        finally:
+            if not agent.killed_all:
+                # What the execution left may still run: the sandbox goes, and a new one is started.
+                await self._stop_resident()
+        return outcome
+
+    async def _connect(self) -> AgentExecution | None:
+        """A connection to the resident sandbox's agent, or None when it is not up (yet, or any more).
+
+        Nothing waits for the resident sandbox: the run's first execution, and any that finds the resident
+        sandbox starting or gone, runs in a sandbox of its own; a new resident one is started after it.
+        """
+        if self._starting is not None:
+            if not self._starting.done():
+                return None
+            starting, self._starting = self._starting, None
+            with contextlib.suppress(BaseException):
+                starting.result()
+        if self._resident is not None and self._resident.poll() is None:
+            agent = await AgentExecution.connect(self.workspace)
+            if agent is not None:
+                return agent
+            await self._stop_resident()
+        return None
+
+    async def _start_resident(self, timeout_s: float) -> None:
+        try:
+            await self.prepare()
+            await asyncio.to_thread(remove_agent_socket, self.workspace)
+            command = self._command(["python3", "-c", AGENT_SCRIPT], timeout_s=timeout_s, agent=True)
+            self._resident = _spawn(command, cwd=str(self.workspace))
+            listening = await agent_listening(self.workspace)
+        except OSError:
+            logger.warning("could not start the resident sandbox of %s", self.workspace.name, exc_info=True)
+            listening = False
+        if not listening:
+            logger.warning("the resident sandbox of %s did not come up; each execution gets a sandbox of its own",
+                           self.workspace.name)
+            self._resident_failed = True
+            await self._stop_resident()
+
+    async def resident_ready(self) -> bool:
+        """Waits for the resident sandbox being started, if one is; whether one is up."""
+        if self._starting is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._starting)
+        return self._resident is not None and self._resident.poll() is None
+
+    async def _stop_resident(self) -> None:
+        """Kills the resident sandbox (bubblewrap's process group; the agent dies with bubblewrap)."""
+        resident, self._resident = self._resident, None
+        if resident is None:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(resident.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            await asyncio.to_thread(resident.wait, _REAP_S)
 
     async def close(self) -> None:
-        """Nothing outlives an execution: the pid namespace dies with bwrap."""
+        """Stops the resident sandbox; nothing else outlives an execution."""
+        starting, self._starting = self._starting, None
+        if starting is not None:
+            with contextlib.suppress(Exception):
+                await starting
+        await self._stop_resident()
+
+
+def _spawn(command: list[str], *, cwd: str) -> subprocess.Popen[bytes]:
+    """Starts the resident sandbox in a session of its own. Called on the event loop: Popen returns once the
+    child has exec'd (vfork: about a millisecond)."""
+    return subprocess.Popen(command, cwd=cwd, env={"PATH": SANDBOX_PATH}, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
 
 
 def _prepare_workspace(workspace: Path, host_uid: int | None) -> None:
     """Creates the workspace and hands everything in it to the sandbox host uid."""
     workspace.mkdir(parents=True, exist_ok=True)
+    # The agent listens in the code directory: it must be the sandbox's to write, not the service's.
+    with contextlib.suppress(FileExistsError):
+        (workspace / CODE_DIR).mkdir()
     if host_uid is None:
         return
     os.chown(workspace, host_uid, host_uid)

@@ -14,7 +14,9 @@ import docker
 import pytest
 from autobots.config import Settings
 from autobots.sandbox import SandboxExecutor, SandboxManager
-from autobots.sandbox._docker import LABEL, DockerRunner
+from autobots.sandbox._agent import AgentExecution
+from autobots.sandbox._docker import LABEL
+from autobots.sandbox._process import ProcessRunner
 from autobots.sandbox._select import probe_docker
 from autogen_core import CancellationToken
 from autogen_core.code_executor import CodeBlock, CodeResult
@@ -27,9 +29,17 @@ class Box:
 
     manager: SandboxManager
     kind: str
+    warm: bool = False
 
     async def executor(self, run_id: str = "run-1", *, timeout_s: int = 2) -> SandboxExecutor:
-        return await self.manager.open_executor(run_id=run_id, kind=self.kind, timeout_s=timeout_s)
+        """A new executor; when `warm`, one whose resident sandbox is up (process backend), so that the code
+        of the test goes through the sandbox agent as a run's later executions do."""
+        executor = await self.manager.open_executor(run_id=run_id, kind=self.kind, timeout_s=timeout_s)
+        if self.warm:
+            await executor.execute_code_blocks([CodeBlock("true", "sh")], CancellationToken())
+            runner = executor.runner
+            assert isinstance(runner, ProcessRunner) and await runner.resident_ready()
+        return executor
 
     async def run(
         self, code: str, language: str = "python", *, run_id: str = "run-1", timeout_s: int = 2
@@ -135,24 +145,26 @@ async def start_manager(make_settings: Callable[..., Settings]) -> AsyncIterator
         pytest.param("docker", marks=pytest.mark.docker),
         pytest.param("docker-exec", marks=pytest.mark.docker),
         pytest.param("process", marks=pytest.mark.bwrap),
+        pytest.param("process-fresh", marks=pytest.mark.bwrap),
     ]
 )
 async def box(request: pytest.FixtureRequest, start_manager: StartManager, monkeypatch: pytest.MonkeyPatch) -> Box:
     """A started manager on which the parametrized isolated backend is available (or skip/fail).
 
-    `docker-exec` is the docker backend with its in-container agent out of reach, so every execution takes
-    the `docker exec` path a container falls back to when its agent does not answer.
+    `docker` and `process` run the test's code through the sandbox agent (for `process`, once an execution
+    has started the run's resident sandbox). `docker-exec` and `process-fresh` are the same backends with the
+    agent out of reach, so every execution takes the way a backend falls back to when its agent does not
+    answer: a `docker exec`, or a fresh bubblewrap sandbox per execution.
     """
-    kind = request.param
-    if kind == "docker-exec":
-        kind = "docker"
-        monkeypatch.setattr(DockerRunner, "_connect_agent", _agent_out_of_reach)
+    kind, _, fallback = request.param.partition("-")
+    if fallback:
+        monkeypatch.setattr(AgentExecution, "connect", _agent_out_of_reach)
     manager = await start_manager()
     require_backend(kind, kind in manager.choice.available, manager.choice.reason)
-    return Box(manager, kind)
+    return Box(manager, kind, warm=kind == "process" and not fallback)
 
 
-async def _agent_out_of_reach(runner: DockerRunner) -> None:
+async def _agent_out_of_reach(workspace: Path) -> None:
     return None
 
 

@@ -1,25 +1,29 @@
-"""PID 1 of every docker sandbox container: runs the executions the host sends it, and reaps orphans.
+"""The sandbox agent: the first process of a run's sandbox, which runs the executions the host hands it.
 
-This file is the source of the container's init (`python3 -c <this file>`); it runs inside the container as
-the sandbox user, never in the service, and uses the standard library only.
+This file is the source of that process (`python3 -c <this file>`): PID 1 of a docker sandbox container, or
+PID 1 of the pid namespace of a run's resident bubblewrap sandbox. It runs inside the sandbox as the sandbox
+user, never in the service, and uses the standard library only (the image's python may be minimal).
 
-Why: a `docker exec` costs a round trip through the engine, containerd and runc (about 80 ms here) before
-the code even starts; an execution handed to a process already running in the container costs a fork.
+Why: a `docker exec` costs a round trip through the engine, containerd and runc (about 50-80 ms here), and a
+fresh bubblewrap sandbox per execution costs its namespaces and mounts; an execution handed to a process
+already running in the sandbox costs a fork and the interpreter's start.
 
 Protocol, one connection per execution on the unix socket `/workspace/.autobots/agent.sock` (the host reaches
 it through the bound workspace directory). The host sends one request: a 4-byte big-endian length, then the
-NUL-separated fields `limit-in-seconds, argv...` (the image's python may be minimal, without json). The agent
-starts argv in /workspace with stdout and stderr on one pipe (so the output keeps its order) and answers with
-frames of one kind byte, a 4-byte big-endian length and the payload: `o` output bytes, then `x` the exit
-status (4-byte signed; 128 + signal when the code was killed). Once the code has exited, every other process
-of the sandbox user is killed with kill(-1), which spares the caller (and the kernel shields PID 1 anyway),
-before the exit frame is sent: nothing an execution starts outlives it. The host closing its side (or
-sending anything) kills the execution the same way; that is how the host's watchdog stops it. Past `limit`
-seconds the agent kills it itself (status 137), a backstop behind the host's own timeout.
+NUL-separated fields `limit-in-seconds, argv...`. The agent starts argv in /workspace with stdout and stderr
+on one pipe (so the output keeps its order) and answers with frames of one kind byte, a 4-byte big-endian
+length and the payload: `o` output bytes, then `x` the exit status (4-byte signed; 128 + signal when the code
+was killed). Once the code has exited, every other process of the sandbox user is killed with kill(-1), which
+spares the caller (and the kernel shields PID 1 from its namespace anyway), before the exit frame is sent:
+nothing an execution starts outlives it. The host closing its side (or sending anything) kills the execution
+the same way; that is how the host's watchdog stops it. Past `limit` seconds the agent kills it itself
+(status 137), a backstop behind the host's own timeout. As PID 1 the agent also reaps orphans, so killed
+processes do not linger as zombies that count against the process limit.
 
 The code runs as the same uid as the agent and could replace the socket; it would only fool its own run,
-whose container is its own. When the socket cannot be served (an image without pidfd support, a workspace
-the agent cannot write), the agent only reaps and the host runs executions by `docker exec`.
+whose sandbox is its own. When the socket cannot be served (no pidfd support, a workspace the agent cannot
+write), the agent only reaps, and the host runs each execution the slower way (`docker exec`, or a fresh
+bubblewrap sandbox).
 """
 
 from __future__ import annotations
