@@ -27,7 +27,9 @@ def run(quick: bool, out: Path) -> dict[str, Any]:
           "`SandboxExecutor.execute_code_blocks()` (the path a userproxy agent takes; `bench/sandbox_run.py`), "
           f"median of {_REPEATS}; warm executions are timed once the warm pool has been topped up again (no container "
           "being created meanwhile), each followed at once by its raw `docker exec` or `bwrap` sample (the two "
-          "sides alternate). Raw baselines use the CLI: `docker exec <running container> python3 -c …`, "
+          "sides alternate). Executions reach the sandbox agent (`src/sandbox/_agent_script.py`): PID 1 of the "
+          "run's docker container, or of the run's resident bubblewrap sandbox, which the process backend starts "
+          "after a run's first execution (that one runs in a fresh sandbox). Raw baselines use the CLI: `docker exec <running container> python3 -c …`, "
           "`docker run --rm --network none <image> python3 -c …`, and `bwrap` with the same arguments as the "
           "process backend (`bwrap_args`) but without `prlimit` and the uid switch. For reference only (no "
           "target): the same exec through the docker SDK in-process (no CLI process to start), and the process "
@@ -63,7 +65,7 @@ def run(quick: bool, out: Path) -> dict[str, Any]:
                   f"{fmt(process['raw_bwrap_median'], 3)} | **{fmt(warm)}×** | ≤ {WARM_TARGET}×: "
                   f"{'met' if warm <= WARM_TARGET else 'missed'} |")
         md.append(f"| process, a run's first execution vs `bwrap` | {fmt(process['first_median'], 3)} | "
-                  f"{fmt(process['raw_bwrap_median'], 3)} | {fmt(first)}× | (no pool: nothing to start) |")
+                  f"{fmt(process['raw_bwrap_median'], 3)} | {fmt(first)}× | (a fresh sandbox; no pool) |")
         if "raw_bwrap_full_median" in process:
             full = process["warm_median"] / process["raw_bwrap_full_median"]
             figures.update(process_warm_vs_full_ratio=full)
