@@ -9,6 +9,7 @@ each start costs a few seconds of imports.
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import socket
@@ -116,17 +117,37 @@ def e2e_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("e2e")
 
 
+@functools.cache
+def session_postgres_url() -> str:
+    """A PostgreSQL database of its own for the servers that live the whole session.
+
+    Other tests reset the configured database (drop and recreate its schema) while these servers still run; on
+    a shared database the servers would see those tests' runs as their own to schedule and execute.
+    """
+    from autobots.db.engine import sync_url
+    from sqlalchemy import create_engine, make_url, text
+
+    url = make_url(POSTGRES_URL)
+    name = f"{url.database}_e2e"
+    engine = create_engine(sync_url(POSTGRES_URL), isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        if conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name}).first() is None:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+    return url.set(database=name).render_as_string(hide_password=False)
+
+
 @pytest.fixture(scope="session")
 def postgres_reset() -> bool:
-    """Reset the PostgreSQL database once per session when one is configured; True if so."""
+    """Reset the session servers' PostgreSQL database once per session when one is configured; True if so."""
     if POSTGRES_URL.startswith("postgresql"):
-        reset_postgres(POSTGRES_URL)
+        reset_postgres(session_postgres_url())
         return True
     return False
 
 
 def database_for(root: Path, name: str, postgres: bool) -> str:
-    return POSTGRES_URL if postgres else f"sqlite:///{root / name / 'autobots.sqlite'}"
+    return session_postgres_url() if postgres else f"sqlite:///{root / name / 'autobots.sqlite'}"
 
 
 def stop_and_check(server: ServerProcess) -> None:
