@@ -16,7 +16,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from autobots.sandbox._common import CODE_DIR, BoundedOutput
+from autobots.sandbox._common import BoundedOutput, open_code_dir
 
 AGENT_SCRIPT = Path(__file__).with_name("_agent_script.py").read_text(encoding="utf-8")
 """The agent's source, run in the sandbox as `python3 -c AGENT_SCRIPT`."""
@@ -37,10 +37,9 @@ def open_agent_socket(workspace: Path) -> int:
     Raises:
         OSError: No socket there.
     """
-    flags = os.O_NOFOLLOW | os.O_CLOEXEC | os.O_PATH
-    directory = os.open(workspace / CODE_DIR, flags | os.O_DIRECTORY)
+    directory = open_code_dir(workspace)
     try:
-        fd = os.open(AGENT_SOCKET, flags, dir_fd=directory)
+        fd = os.open(AGENT_SOCKET, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=directory)
     finally:
         os.close(directory)
     if not stat.S_ISSOCK(os.fstat(fd).st_mode):
@@ -52,7 +51,7 @@ def open_agent_socket(workspace: Path) -> int:
 def remove_agent_socket(workspace: Path) -> None:
     """Removes the socket an earlier sandbox on `workspace` left, so that a socket there means a new agent."""
     with contextlib.suppress(OSError):
-        directory = os.open(workspace / CODE_DIR, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        directory = open_code_dir(workspace)
         try:
             os.unlink(AGENT_SOCKET, dir_fd=directory)
         finally:

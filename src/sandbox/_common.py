@@ -32,23 +32,34 @@ def interpreter_for(language: str) -> tuple[str, str] | None:
     return _LANGUAGES.get(language.strip().lower())
 
 
+def open_code_dir(workspace: Path, *, create: bool = False) -> int:
+    """A descriptor of the workspace's code directory (made first when `create`), reached without following a
+    symlink: the sandbox owns the workspace and may have planted one there. The caller closes it.
+
+    Raises:
+        OSError: No code directory, or something else in its place (a symlink, a file).
+    """
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+    workspace_fd = os.open(workspace, flags)
+    try:
+        if create:
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(CODE_DIR, 0o755, dir_fd=workspace_fd)
+        return os.open(CODE_DIR, flags, dir_fd=workspace_fd)
+    finally:
+        os.close(workspace_fd)
+
+
 def write_code_file(workspace: Path, code: str, extension: str) -> str:
     """Writes `code` under the workspace's code directory; returns its path relative to the workspace.
 
-    The sandbox owns the workspace and may have planted a symlink where the code directory or file goes;
-    nothing is followed: the directory is opened with O_NOFOLLOW and the file is created new (O_EXCL).
+    Nothing the sandbox may have planted is followed: the directory is opened with `open_code_dir` and the
+    file is created new (O_EXCL, O_NOFOLLOW).
 
     Raises:
         OSError: The code directory is not a directory (something the sandbox put there).
     """
-    directory_flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-    workspace_fd = os.open(workspace, directory_flags)
-    try:
-        with contextlib.suppress(FileExistsError):
-            os.mkdir(CODE_DIR, 0o755, dir_fd=workspace_fd)
-        code_dir_fd = os.open(CODE_DIR, directory_flags, dir_fd=workspace_fd)
-    finally:
-        os.close(workspace_fd)
+    code_dir_fd = open_code_dir(workspace, create=True)
     name = f"code_{uuid.uuid4().hex[:12]}.{extension}"
     try:
         fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644,

@@ -43,7 +43,7 @@ from autobots.sandbox._agent import (
     agent_listening,
     remove_agent_socket,
 )
-from autobots.sandbox._common import CODE_DIR, BackendKind, BoundedOutput, Outcome
+from autobots.sandbox._common import BackendKind, BoundedOutput, Outcome, open_code_dir
 from autobots.sandbox._watch import supervise
 from autogen_core import CancellationToken
 from docker.errors import DockerException, NotFound
@@ -82,9 +82,7 @@ def prepare_workspace_dir(path: Path) -> None:
         path.chmod(0o777)
     # A resumed run's workspace is the sandbox's: a symlink planted as the code directory is left alone.
     with contextlib.suppress(OSError):
-        with contextlib.suppress(FileExistsError):
-            (path / CODE_DIR).mkdir()
-        code_dir = os.open(path / CODE_DIR, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        code_dir = open_code_dir(path, create=True)
         try:
             if root:
                 os.fchown(code_dir, 1000, 1000)

@@ -10,13 +10,13 @@ network namespace, a read-only /usr, a private /tmp and /proc, and the run's wor
 /workspace as the only writable host directory.
 
 Each run's executor keeps one resident sandbox: bubblewrap with the sandbox agent (`_agent_script.py`) as
-PID 1 of its pid namespace. It is started beside the run's first execution, which runs in a fresh sandbox of
-its own (so it does not wait for it), and every later execution is handed to the agent over its socket in the
-workspace: a fork instead of a new sandbox. The agent kills everything an execution leaves when it ends, so
-executions of a run share only the workspace and /tmp, as in a docker container. If the agent does not
-answer (the sandbox died, its socket is gone), the resident sandbox is killed, that execution runs in a fresh
-sandbox and a new resident one is started; if one does not come up at all, every execution gets a fresh
-sandbox, whose pid namespace dies with it.
+PID 1 of its pid namespace. It is started once the run's first execution is over (that one runs in a fresh
+sandbox of its own, so nothing waits for the resident one), and every later execution is handed to the agent
+over its socket in the workspace: a fork instead of a new sandbox. The agent kills everything an execution
+leaves when it ends, so executions of a run share only the workspace and /tmp, as in a docker container. If
+the agent does not answer (the sandbox died, its socket is gone), the resident sandbox is killed, that
+execution runs in a fresh sandbox and a new resident one is started; if one does not come up at all, every
+execution gets a fresh sandbox, whose pid namespace dies with it.
 """
 
 from __future__ import annotations
