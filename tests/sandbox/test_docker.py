@@ -28,10 +28,16 @@ def needs_docker(docker_status: tuple[bool, str], require: Require) -> None:
     require("docker", *docker_status)
 
 
-def container_of(executor: SandboxExecutor) -> str:
+def runner_of(executor: SandboxExecutor) -> DockerRunner:
     runner = executor.runner
-    assert isinstance(runner, DockerRunner) and runner.container is not None
-    return str(runner.container.id)
+    assert isinstance(runner, DockerRunner)
+    return runner
+
+
+def container_of(executor: SandboxExecutor) -> str:
+    container = runner_of(executor).container
+    assert container is not None
+    return str(container.id)
 
 
 def labelled_containers() -> list[str]:
@@ -147,16 +153,14 @@ class TestAgent:
                                                     CancellationToken())
         assert (first.exit_code, first.output) == (0, "1000\n")
         assert (second.exit_code, second.output) == (3, "out\nerr\n")
-        runner = executor.runner
-        assert isinstance(runner, DockerRunner)
+        runner = runner_of(executor)
         assert (runner.executions_by_agent, runner.executions_by_exec) == (2, 0)
 
     async def test_a_new_container_is_used_once_its_agent_listens(self, docker_manager: SandboxManager) -> None:
         executor = await docker_manager.open_executor(run_id="agent-new")
         result = await executor.execute_code_blocks([CodeBlock("print('hi')", "python")], CancellationToken())
         assert (result.exit_code, result.output) == (0, "hi\n")
-        runner = executor.runner
-        assert isinstance(runner, DockerRunner)
+        runner = runner_of(executor)
         assert (runner.executions_by_agent, runner.executions_by_exec) == (1, 0)
 
     async def test_a_killed_signal_is_reported_as_128_plus_the_signal(self, docker_manager: SandboxManager) -> None:
@@ -178,8 +182,7 @@ class TestAgent:
                     "          for p in os.listdir('/proc') if p.isdigit() and p != str(os.getpid())))")
         after = await executor.execute_code_blocks([CodeBlock(sleepers, "python")], CancellationToken())
         assert (after.exit_code, after.output) == (0, "0\n")
-        runner = executor.runner
-        assert isinstance(runner, DockerRunner)
+        runner = runner_of(executor)
         assert (runner.executions_by_agent, runner.executions_by_exec) == (1, 2)
 
     async def test_a_symlink_planted_as_the_agent_socket_is_not_followed(
