@@ -86,7 +86,7 @@ class RunManager:
         self.executor: RunEngine | WorkerPool
         if self.workers:
             self.executor = WorkerPool(settings, _Front(self), count=self.workers, secrets=vault.snapshot,
-                                       on_restart=self._recover_worker, on_changed=message_cache.invalidate)
+                                       on_restart=self._recover_and_kick, on_changed=message_cache.invalidate)
             vault.listeners.append(self.executor.share_secrets)
         else:
             self.executor = RunEngine(db, settings, sandbox, _Front(self), owner=self.owner,
@@ -110,7 +110,7 @@ class RunManager:
 
     async def start(self) -> None:
         """Recover runs whose executor is gone, start the executors and the queued runs."""
-        await self.recover_orphans(kick=False)
+        await self.recover_orphans()
         await self.executor.start()
         await self._kick_queued()
         self._recovery = asyncio.create_task(self._recover_periodically(), name="run-recovery")
@@ -125,8 +125,9 @@ class RunManager:
             vault.listeners.remove(self.executor.share_secrets)
         await self.executor.shutdown()
 
-    async def recover_orphans(self, *, kick: bool = True) -> int:
-        """Runs marked running whose executor is gone: requeue (resume) or fail them. Returns how many."""
+    async def recover_orphans(self) -> int:
+        """Runs marked running whose executor is gone: requeue (resume) or fail them. Returns how many. The
+        caller kicks the queued sessions (`_kick_queued`) once the executor can take them."""
         async with self.db.read_session() as session:
             active = await RunRepository(session).with_status(("running", "cancelling"))
         orphans = [run for run in active
@@ -134,13 +135,13 @@ class RunManager:
         for run in orphans:
             await requeue_or_fail(self.db, run.id, reason="the server process running it stopped")
             self.wake_waiters(run.id)
-            if kick:
-                self._kick(run.session_id)
         return len(orphans)
 
-    async def _recover_worker(self) -> None:
-        """A replaced worker: its runs are orphans now, and its sessions' queued runs wait for a kick. (A session
-        placed on another worker is kicked there, which is harmless: it finds the session's next run, or nothing.)"""
+    async def _recover_and_kick(self) -> None:
+        """Requeue (or fail) the orphaned runs, then kick every session with queued runs: those just requeued,
+        and any requeued by another process (the worker of a server that was killed, interrupting its runs
+        after this server had started), which has nobody else to start it. Kicking a session that is being
+        driven already costs a wake-up that finds nothing new, wherever it is placed."""
         await self.recover_orphans()
         await self._kick_queued()
 
@@ -151,15 +152,12 @@ class RunManager:
             self._kick(session_id)
 
     async def _recover_periodically(self) -> None:
-        """Now and then, recover runs whose executor went silent (another server process that died), and kick
-        every session with queued runs: a run requeued by another process (the worker of a server that was
-        killed, interrupting its runs after this server had started) has nobody else to start it. Kicking a
-        session that is being driven already costs a wake-up that finds nothing new."""
+        """Now and then, recover runs whose executor went silent (another server process that died) and kick
+        what is queued."""
         while True:
             await asyncio.sleep(RECOVER_EVERY_S)
             try:
-                await self.recover_orphans()
-                await self._kick_queued()
+                await self._recover_and_kick()
             except Exception:
                 logger.warning("orphan recovery failed", exc_info=True)
 
