@@ -6,13 +6,14 @@ named by a spec's `api_key_env` are read by `autobots.models` through `read_secr
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 SandboxChoice = Literal["auto", "docker", "process", "local", "none"]
@@ -32,6 +33,25 @@ class DefaultModel(BaseModel):
     api_key_env: str = "OPENAI_API_KEY"
 
 
+class ModelEndpoint(BaseModel):
+    """A model the operator vouches for (`model_endpoints`): the only entries, with the default model and the
+    providers' official endpoints, that are ever given a key read from this server's environment. The fields
+    are those of a spec's model entry (API.md) less the inline key; `autobots.models` checks them at startup."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    provider: str
+    model: str
+    base_url: str | None = None
+    api_key_env: str | None = None
+    price: dict[str, float] | None = None
+    capabilities: list[str] | None = None
+    temperature: float | None = None
+    max_tokens: int | None = None
+    api_version: str | None = None
+    azure_deployment: str | None = None
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="AUTOBOTS_", env_nested_delimiter="__", extra="ignore")
 
@@ -39,7 +59,12 @@ class Settings(BaseSettings):
     port: int = 8081
     database_url: str = "sqlite:///./data/autobots.sqlite"
     auth_mode: AuthMode = "local"
-    default_model: DefaultModel = Field(default_factory=DefaultModel)
+    # The model of specs without `models`: a model entry, or the name of one of `model_endpoints`.
+    default_model: DefaultModel | str = Field(default_factory=DefaultModel)
+    # Who may reach what in `apikey` mode (API.md "Who may reach what"); `local` mode trusts its caller.
+    model_endpoints: dict[str, ModelEndpoint] = Field(default_factory=dict)
+    allowed_key_envs: list[str] = Field(default_factory=list)
+    allowed_base_urls: list[str] = Field(default_factory=list)
 
     sandbox: SandboxChoice = "auto"
     sandbox_image: str = "autobots-sandbox:0.1.0"
@@ -51,6 +76,13 @@ class Settings(BaseSettings):
     sandbox_output_limit_bytes: int = 65536
     sandbox_default_timeout_s: int = 60
     sandbox_workspace_root: str = "./data/workspaces"
+    # Size of the sandbox's /tmp and of its /dev/shm (each; capped at sandbox_memory_mb). Docker counts them
+    # against the container's memory limit; bubblewrap cannot, so there they come on top of it.
+    sandbox_tmpfs_mb: int = Field(default=64, gt=0)
+    # Disk a run's workspace may use; an execution that goes past it fails (exit 122) and what it wrote is removed.
+    sandbox_workspace_quota_mb: int = Field(default=256, gt=0)
+    # Finished runs' workspaces (and their files) are removed this long after the run last used them; 0 keeps them.
+    sandbox_workspace_retention_hours: float = Field(default=24, ge=0)
 
     run_max_seconds: int = 600
     run_max_messages: int = 50
@@ -63,7 +95,19 @@ class Settings(BaseSettings):
     run_workers: int | Literal["auto"] = "auto"
     # Write requests (POST, PUT, PATCH, DELETE) processed at once; more wait their turn, reads never do. 0: no limit.
     max_concurrent_writes: int = Field(default=8, ge=0)
+    # Per-user quotas (0: unlimited). Active runs (queued or running) are counted in the database, so the
+    # limit holds across API processes; streams and the request rate are counted per API process.
+    max_active_runs_per_user: int = Field(default=16, ge=0)
+    max_streams_per_user: int = Field(default=32, ge=0)
+    # Requests per second per API key (in local mode, per X-User-Id user), a token bucket of `rate_limit_burst`.
+    rate_limit_per_key: float = Field(default=50.0, ge=0)
+    rate_limit_burst: int = Field(default=200, ge=1)
     max_body_bytes: int = 4 * 1024 * 1024
+    # A run's workspace file larger than this is refused (422 file_too_large), never sent cut short.
+    max_download_bytes: int = Field(default=256 * 1024 * 1024, ge=0)
+    # The environment variable holding the operator key: in `apikey` mode, /metrics and /readyz's details
+    # answer only `Authorization: Bearer <operator key>`. Unset (or the variable empty): nobody sees them.
+    operator_key_env: str | None = None
     model_max_retries: int = 3
     model_timeout_s: float = 120.0
     log_level: str = "INFO"
@@ -83,9 +127,25 @@ class Settings(BaseSettings):
             raise ValueError("run_workers must be 0 (in-process), a positive count or \"auto\"")
         return value
 
+    @model_validator(mode="after")
+    def _default_model_is_registered(self) -> Settings:
+        if isinstance(self.default_model, str) and self.default_model not in self.model_endpoints:
+            raise ValueError(f"default_model {self.default_model!r} is not one of model_endpoints "
+                             f"({', '.join(sorted(self.model_endpoints)) or 'none defined'})")
+        return self
+
     @property
     def listens_on_loopback(self) -> bool:
-        return self.host in LOOPBACK_HOSTS or self.host.startswith("127.")
+        """`localhost` or a literal loopback address; a name such as `127.example.com` is not one."""
+        if self.host.lower() == "localhost":
+            return True
+        try:
+            address = ipaddress.ip_address(self.host)
+        except ValueError:
+            return False
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        return address.is_loopback
 
     def describe(self) -> dict[str, Any]:
         """What startup logs: every choice, no secrets (settings hold none)."""

@@ -23,6 +23,7 @@ _BY_NAME: dict[str, tuple[str, str]] = {
     "PermissionDeniedError": ("model_auth_error", "the model endpoint refused the API key"),
     "ModelConfigError": ("invalid_model_config", "the workflow's model configuration is unusable"),
     "SandboxUnavailable": ("sandbox_unavailable", "no sandbox could run the code"),
+    "SandboxError": ("sandbox_error", "the sandbox failed to start the code"),
 }
 _STATUS_ERRORS = ("InternalServerError", "APIStatusError", "BadRequestError", "NotFoundError",
                   "UnprocessableEntityError", "ConflictError")

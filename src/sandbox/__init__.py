@@ -5,8 +5,11 @@
 """
 
 from autobots.sandbox._common import BackendKind
+from autobots.sandbox._errors import SandboxError
 from autobots.sandbox._executor import SandboxExecutor
 from autobots.sandbox._manager import SandboxManager
 from autobots.sandbox._select import BackendChoice
+from autobots.sandbox._workspace import WorkspaceFile, WorkspaceListing
 
-__all__ = ["BackendChoice", "BackendKind", "SandboxExecutor", "SandboxManager"]
+__all__ = ["BackendChoice", "BackendKind", "SandboxError", "SandboxExecutor", "SandboxManager",
+           "WorkspaceFile", "WorkspaceListing"]

@@ -75,13 +75,15 @@ class AgentExecution:
     """One execution handed to a sandbox's agent over its own connection.
 
     `killed_all` becomes true once the agent has reported the exit status, which it does only after it
-    killed every process the execution left.
+    killed every process the execution left. `start_error` is the agent's reason when it could not start the
+    code at all (nothing ran; the caller retries).
     """
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._reader = reader
         self._writer = writer
         self.killed_all = False
+        self.start_error: str | None = None
         self.done: asyncio.Future[int] | None = None
 
     @classmethod
@@ -118,13 +120,17 @@ class AgentExecution:
             while True:
                 header = await self._reader.readexactly(5)
                 kind, size = header[:1], int.from_bytes(header[1:], "big")
-                if size > _MAX_FRAME or kind not in (b"o", b"x") or (kind == b"x" and size != 4):
+                if size > _MAX_FRAME or kind not in (b"o", b"x", b"e") or (kind == b"x" and size != 4):
                     output.feed(b"sandbox error: unexpected reply from the sandbox agent\n")
                     return 1
                 payload = await self._reader.readexactly(size)
                 if kind == b"o":
                     output.feed(payload)
                     continue
+                if kind == b"e":
+                    self.start_error = payload.decode("utf-8", errors="replace")
+                    self.killed_all = True
+                    return 1
                 self.killed_all = True
                 return int.from_bytes(payload, "big", signed=True)
         except (asyncio.IncompleteReadError, OSError, RuntimeError):

@@ -13,12 +13,13 @@ it through the bound workspace directory). The host sends one request: a 4-byte 
 NUL-separated fields `limit-in-seconds, argv...`. The agent starts argv in /workspace with stdout and stderr
 on one pipe (so the output keeps its order) and answers with frames of one kind byte, a 4-byte big-endian
 length and the payload: `o` output bytes, then `x` the exit status (4-byte signed; 128 + signal when the code
-was killed). Once the code has exited, every other process of the sandbox user is killed with kill(-1), which
-spares the caller (and the kernel shields PID 1 from its namespace anyway), before the exit frame is sent:
-nothing an execution starts outlives it. The host closing its side (or sending anything) kills the execution
-the same way; that is how the host's watchdog stops it. Past `limit` seconds the agent kills it itself
-(status 137), a backstop behind the host's own timeout. As PID 1 the agent also reaps orphans, so killed
-processes do not linger as zombies that count against the process limit.
+was killed); or only `e` and the reason when the code could not be started at all (fork failed: the host
+retries, and never shows this as the code's output). Once the code has exited, every other process of the
+sandbox user is killed with kill(-1), which spares the caller (and the kernel shields PID 1 from its namespace
+anyway), before the exit frame is sent: nothing an execution starts outlives it. The host closing its side (or
+sending anything) kills the execution the same way; that is how the host's watchdog stops it. Past `limit`
+seconds the agent kills it itself (status 137), a backstop behind the host's own timeout. As PID 1 the agent
+also reaps orphans, so killed processes do not linger as zombies that count against the process limit.
 
 The code runs as the same uid as the agent and could replace the socket; it would only fool its own run,
 whose sandbox is its own. When the socket cannot be served (no pidfd support, a workspace the agent cannot
@@ -82,7 +83,7 @@ def run(conn: socket.socket, argv: list[str], limit: float) -> None:
     except OSError as exc:
         os.close(read_end)
         os.close(write_end)
-        conn.sendall(frame(b"o", f"{exc}\n".encode()) + frame(b"x", struct.pack(">i", 127)))
+        conn.sendall(frame(b"e", f"the sandbox agent could not start the code: {exc}".encode()))
         return
     os.close(write_end)
     pidfd = os.pidfd_open(child.pid)

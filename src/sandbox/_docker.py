@@ -6,18 +6,27 @@ renamed on the host to `<workspace_root>/<run_id>` (a bind mount follows the dir
 name), so `workspace_path(run_id)` is the same for every backend. A run whose workspace already
 holds files (a resumed run) gets a fresh container bound to it instead.
 
-Executions: the code file is written into the workspace, then handed to the container's PID 1, a small
-agent (`_agent_script.py`), over a unix socket in the workspace's code directory: the agent starts the code
-as uid 1000, streams its output back and, once the code has exited, kills every other process of the
-sandbox user (background jobs, a fork bomb's survivors) before it reports the exit status. No docker API
-call is on that path, so an execution costs what starting the interpreter costs. When the agent cannot be
-reached (a container just created and not listening yet, a socket the code removed), the execution runs
-by one `docker exec` of a shell wrapper that does the same: the code under `timeout -s KILL` (a backstop),
-then `kill -9 -1`. The code runs as the same uid as that wrapper and could kill it; so unless the exec
-reports a status below 128 (the wrapper finished), a separate `kill -9 -1` exec follows in the background
-and the next execution waits for it. The host watchdog stops an execution on timeout or cancellation by
-closing the agent connection (the agent kills everything), or by the same kill exec; if that kill cannot
-run (pids exhausted) the container is restarted. Every docker SDK call runs in a worker thread.
+Executions: the code file is written into the workspace, then handed to the container's PID 1, a small agent
+(`_agent_script.py`), over a unix socket in the workspace's code directory: the agent starts the code as uid
+1000, streams its output back and, once the code has exited, kills every other process of the sandbox user
+(background jobs, a fork bomb's survivors) before it reports the exit status. No docker API call is on that
+path, so an execution costs what starting the interpreter costs. When the agent cannot be reached (a container
+just created and not listening yet, a socket the code removed), the execution runs by one `docker exec` of a
+shell wrapper that does the same: the code under `timeout -s KILL` (a backstop), then `kill -9 -1`. The
+wrapper first writes `STARTED`, so an exec the engine could not start (its error comes back on the output
+stream) is told apart from the code's output, and reported as a start failure. The code runs as the same uid
+as that wrapper and could kill it; so unless the exec reports a status below 128 (the wrapper finished), a
+separate `kill -9 -1` exec follows in the background and the next execution waits for it. The host watchdog
+stops an execution on timeout or cancellation by closing the agent connection (the agent kills everything), or
+by the same kill exec; if that kill cannot run (pids exhausted) the container is restarted. Every docker SDK
+call runs in a worker thread.
+
+Start failures never reach the code's output: a container that cannot be created is retried (with backoff,
+`START_ATTEMPTS` times) and then raises `SandboxError`; an execution that could not start reports a start
+failure (the executor retries it), and a container found dead then is replaced by a new one.
+
+Limits: memory (swap included), CPUs, pids, a read-only root, a /tmp and a /dev/shm of `sandbox_tmpfs_mb`
+each (tmpfs pages count against the container's memory limit), and RLIMIT_FSIZE at the workspace quota.
 """
 
 from __future__ import annotations
@@ -43,11 +52,23 @@ from autobots.sandbox._agent import (
     agent_listening,
     remove_agent_socket,
 )
-from autobots.sandbox._common import BackendKind, BoundedOutput, Outcome, open_code_dir
+from autobots.sandbox._common import (
+    START_ATTEMPTS,
+    BackendKind,
+    BoundedOutput,
+    Outcome,
+    StartGate,
+    open_code_dir,
+    quota_bytes,
+    start_backoff_s,
+    tmpfs_bytes,
+)
+from autobots.sandbox._errors import SandboxError
 from autobots.sandbox._watch import supervise
 from autogen_core import CancellationToken
-from docker.errors import DockerException, NotFound
+from docker.errors import APIError, DockerException, NotFound
 from docker.models.containers import Container
+from docker.types import Ulimit
 
 logger = logging.getLogger(__name__)
 
@@ -60,11 +81,13 @@ _REFILL_DELAY_S = 1.0
 # kill(-1) signals every process of the sandbox user except the caller and PID 1, which the kernel
 # shields as the namespace's init. Builtins only: no fork needed.
 _KILL_ALL = ["bash", "-c", "kill -9 -1; kill -9 -1"]
-# Runs one execution: `sh -c _RUN_THEN_KILL_ALL sh <timeout limit> <argv...>`. stderr is merged into
-# stdout for the whole tree, so the output keeps the order it was written in. `timeout` has exited
+# Runs one execution: `sh -c _RUN_THEN_KILL_ALL sh <timeout limit> <argv...>`. It announces itself with
+# `STARTED` (octal escapes for printf). stderr is merged into stdout for the whole tree, so the output keeps
+# the order it was written in. `timeout` has exited
 # before the kill (it is not killed mid-way, so its 124/137 backstop status survives), and kill(-1)
 # spares its caller, the wrapper, which then exits with the code's status.
-_RUN_THEN_KILL_ALL = ('limit=$1; shift; exec 2>&1; timeout -s KILL "$limit" "$@"; status=$?; '
+_RUN_THEN_KILL_ALL = ("printf '\\001autobots: code started\\002'; "
+                      'limit=$1; shift; exec 2>&1; timeout -s KILL "$limit" "$@"; status=$?; '
                       'kill -9 -1 2>/dev/null; kill -9 -1 2>/dev/null; exit $status')
 # An exec status at or above this may mean the wrapper itself was killed (128 + signal) before its kill.
 _SIGNALLED = 128
@@ -158,7 +181,12 @@ class DockerBackend:
             self._pool.append((container, slot))
 
     async def acquire(self, workspace: Path, *, network: bool) -> Container:
-        """A started container whose /workspace is `workspace` (taken from the pool when possible)."""
+        """A started container whose /workspace is `workspace` (taken from the pool when possible).
+
+        Raises:
+            SandboxError: No container could be created and started (after `START_ATTEMPTS` tries when the
+                engine's failure may be transient).
+        """
         if not network and self._pool and _is_empty_or_missing(workspace):
             container, slot = self._pool.pop(0)
             asyncio.get_running_loop().call_later(_REFILL_DELAY_S, self.start_refill)
@@ -166,9 +194,21 @@ class DockerBackend:
             return container
         await asyncio.to_thread(prepare_workspace_dir, workspace)
         allow = network and self._settings.sandbox_allow_network
-        container = await asyncio.to_thread(self._create_blocking, workspace, allow)
-        await self._agent_started(workspace)
-        return container
+        tries = 0
+        while True:
+            try:
+                container = await asyncio.to_thread(self._create_blocking, workspace, allow)
+            except DockerException as exc:
+                tries += 1
+                # The engine refusing the request (4xx: a bad limit, a missing image) will refuse it again.
+                transient = not isinstance(exc, APIError) or exc.is_server_error()
+                logger.warning("could not start a sandbox container (try %d of %d): %s", tries, START_ATTEMPTS, exc)
+                if not transient or tries >= START_ATTEMPTS:
+                    raise SandboxError(f"the sandbox container could not be started: {_first_line(exc)}") from exc
+                await asyncio.sleep(start_backoff_s(tries - 1))
+                continue
+            await self._agent_started(workspace)
+            return container
 
     @staticmethod
     async def _agent_started(workspace: Path) -> None:
@@ -177,9 +217,12 @@ class DockerBackend:
                            workspace.name)
 
     def _create_blocking(self, workspace: Path, network: bool) -> Container:
+        """Creates and starts a container; one that was created but did not start is removed."""
         s = self._settings
         memory = f"{s.sandbox_memory_mb}m"
-        return self._client.containers.run(
+        tmpfs = tmpfs_bytes(s)
+        fsize = quota_bytes(s)
+        container = self._client.containers.create(
             s.sandbox_image,
             command=["python3", "-c", AGENT_SCRIPT],
             detach=True,
@@ -190,7 +233,9 @@ class DockerBackend:
             nano_cpus=int(s.sandbox_cpus * 1e9),
             pids_limit=s.sandbox_pids_limit,
             read_only=True,
-            tmpfs={"/tmp": "rw,nosuid,nodev,size=64m,mode=1777"},
+            tmpfs={"/tmp": f"rw,nosuid,nodev,size={tmpfs},mode=1777"},
+            shm_size=tmpfs,
+            ulimits=[Ulimit(name="fsize", soft=fsize, hard=fsize)],
             volumes={str(workspace): {"bind": "/workspace", "mode": "rw"}},
             user=SANDBOX_USER,
             cap_drop=["ALL"],
@@ -198,6 +243,12 @@ class DockerBackend:
             working_dir="/workspace",
             environment={"HOME": "/tmp", "PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1"},
         )
+        try:
+            container.start()
+        except BaseException:
+            _remove_blocking(container)
+            raise
+        return container
 
     async def remove(self, container: Container) -> None:
         await asyncio.to_thread(_remove_blocking, container)
@@ -234,6 +285,7 @@ class DockerRunner:
         self._current: asyncio.Future[int] | None = None
         self._cleanup: asyncio.Future[None] | None = None
         self._killed_all = False
+        self._exec_error: str | None = None
         self.executions_by_agent = 0
         self.executions_by_exec = 0
 
@@ -262,13 +314,23 @@ class DockerRunner:
             outcome = await supervise(self._current, timeout_s=timeout_s, cancellation_token=cancellation_token,
                                       kill=lambda: self._stop_agent_execution(agent))
             self._killed_all = agent.killed_all
+            outcome.start_error = agent.start_error
         else:
             self.executions_by_exec += 1
             command = ["sh", "-c", _RUN_THEN_KILL_ALL, "sh", str(limit), *argv]
-            self._current = asyncio.ensure_future(self._exec(command, output))
+            gate = StartGate(output)
+            self._exec_error = None
+            self._current = asyncio.ensure_future(self._exec(command, gate))
             outcome = await supervise(self._current, timeout_s=timeout_s, cancellation_token=cancellation_token,
                                       kill=self._kill)
+            if not gate.started and not (outcome.timed_out or outcome.cancelled):
+                outcome.start_error = (gate.preamble() or self._exec_error
+                                       or f"docker exec exited with status {outcome.exit_code}")
         self._backend.start_refill()
+        if outcome.start_error is not None:
+            # Nothing ran. A container that died is replaced on the next try (`prepare` makes a new one).
+            await self._drop_if_dead()
+            return outcome
         if not (outcome.timed_out or outcome.cancelled or self._killed_all):
             # Nothing confirmed that the leftovers were killed (the code killed the wrapper, the agent
             # connection broke): kill them now, and have the next execution (or close) wait for it.
@@ -285,11 +347,27 @@ class DockerRunner:
             with contextlib.suppress(Exception):
                 await cleanup
 
-    async def _exec(self, command: list[str], output: BoundedOutput) -> int:
+    async def _drop_if_dead(self) -> None:
+        container = self.container
+        if container is None:
+            return
+        try:
+            await asyncio.to_thread(container.reload)
+            running = container.status == "running"
+        except NotFound:
+            running = False
+        except DockerException:
+            return
+        if not running:
+            logger.warning("sandbox container %s is no longer running; the run gets a new one", container.short_id)
+            self.container = None
+            await self._backend.remove(container)
+
+    async def _exec(self, command: list[str], output: StartGate) -> int:
         code, self._killed_all = await asyncio.to_thread(self._exec_blocking, command, output)
         return code
 
-    def _exec_blocking(self, command: list[str], output: BoundedOutput) -> tuple[int, bool]:
+    def _exec_blocking(self, command: list[str], output: StartGate) -> tuple[int, bool]:
         """Runs `command` by one exec (three API calls): (exit code, whether the wrapper finished).
 
         The exit code is read once the output stream has ended, so the exec has normally exited
@@ -308,7 +386,10 @@ class DockerRunner:
                     return code, 0 <= code < _SIGNALLED
                 time.sleep(0.05)
         except DockerException as exc:
-            output.feed(f"sandbox error: {exc}\n".encode())
+            if output.started:
+                output.feed(f"sandbox error: {exc}\n".encode())
+            else:
+                self._exec_error = _first_line(exc)
         return 1, False
 
     async def _kill(self) -> None:
@@ -355,6 +436,11 @@ def _is_empty_or_missing(path: Path) -> bool:
         return not any(path.iterdir())
     except FileNotFoundError:
         return True
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else type(exc).__name__
 
 
 def _owner_alive(labels: dict[str, Any]) -> bool:

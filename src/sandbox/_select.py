@@ -65,13 +65,16 @@ def probe_docker(settings: Settings) -> tuple[Probe, docker.DockerClient | None]
 
 
 async def probe_bwrap(workspace_root: Path, host_uid: int | None) -> Probe:
-    """Runs `bwrap --unshare-all --ro-bind / / true` once, as the uid sandboxed code will run as."""
+    """Runs `bwrap --unshare-all --ro-bind / / ... true` once, as the uid sandboxed code will run as."""
     if not sys.platform.startswith("linux"):
         return Probe(False, "bubblewrap needs Linux")
     if host_uid is not None and not _reachable_by_others(workspace_root):
         return Probe(False, f"workspace root {workspace_root} is not traversable by the sandbox uid "
                             "(every parent directory needs o+x)")
-    argv = [*drop_args(host_uid), "bwrap", "--unshare-all", "--ro-bind", "/", "/", "true"]
+    # A sized tmpfs and a /proc, as every sandbox has: bubblewrap before 0.5 has no --size, and a container that
+    # masks parts of /proc (docker's default) cannot mount one; either must fail here, not on every execution.
+    argv = [*drop_args(host_uid), "bwrap", "--unshare-all", "--ro-bind", "/", "/", "--proc", "/proc",
+            "--size", "1048576", "--tmpfs", "/tmp", "true"]
     try:
         proc = await asyncio.create_subprocess_exec(
             *argv, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE

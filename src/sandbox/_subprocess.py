@@ -15,7 +15,7 @@ import signal
 import subprocess
 from collections.abc import Mapping, Sequence
 
-from autobots.sandbox._common import BoundedOutput, Outcome
+from autobots.sandbox._common import Outcome, OutputSink
 from autobots.sandbox._watch import supervise
 from autogen_core import CancellationToken
 
@@ -29,15 +29,16 @@ async def run_subprocess(
     cwd: str,
     env: Mapping[str, str],
     timeout_s: float,
-    output: BoundedOutput,
+    output: OutputSink,
     cancellation_token: CancellationToken | None,
+    pass_fds: Sequence[int] = (),
 ) -> Outcome:
     """Starts `argv` in a new session and supervises it; the whole process group dies on timeout/cancel.
 
     Background jobs left in the session's process group are killed as soon as the command exits
-    (before it is reaped, so its pid, the group's id, cannot have been reused).
+    (before it is reaped, so its pid, the group's id, cannot have been reused). `pass_fds` are inherited.
     """
-    child = _Child(asyncio.get_running_loop(), _start(argv, cwd=cwd, env=env), output)
+    child = _Child(asyncio.get_running_loop(), _start(argv, cwd=cwd, env=env, pass_fds=pass_fds), output)
 
     async def wait_exit() -> int:
         code = await child.exited
@@ -55,7 +56,9 @@ async def run_subprocess(
         child.close()
 
 
-def _start(argv: Sequence[str], *, cwd: str, env: Mapping[str, str]) -> subprocess.Popen[bytes]:
+def _start(
+    argv: Sequence[str], *, cwd: str, env: Mapping[str, str], pass_fds: Sequence[int]
+) -> subprocess.Popen[bytes]:
     """Spawns the child in a new session.
 
     Called on the event loop, as asyncio's own subprocess transport does: Popen returns once the
@@ -69,13 +72,14 @@ def _start(argv: Sequence[str], *, cwd: str, env: Mapping[str, str]) -> subproce
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         start_new_session=True,
+        pass_fds=tuple(pass_fds),
     )
 
 
 class _Child:
     """Event-loop readers for one child: its output pipe (`drained` at EOF) and its exit (`exited`)."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, proc: subprocess.Popen[bytes], output: BoundedOutput) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, proc: subprocess.Popen[bytes], output: OutputSink) -> None:
         assert proc.stdout is not None
         self._loop = loop
         self._proc = proc

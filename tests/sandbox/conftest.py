@@ -140,6 +140,9 @@ async def start_manager(make_settings: Callable[..., Settings]) -> AsyncIterator
         await manager.stop()
 
 
+MakeBox = Callable[..., Awaitable[Box]]
+
+
 @pytest.fixture(
     params=[
         pytest.param("docker", marks=pytest.mark.docker),
@@ -148,8 +151,10 @@ async def start_manager(make_settings: Callable[..., Settings]) -> AsyncIterator
         pytest.param("process-fresh", marks=pytest.mark.bwrap),
     ]
 )
-async def box(request: pytest.FixtureRequest, start_manager: StartManager, monkeypatch: pytest.MonkeyPatch) -> Box:
-    """A started manager on which the parametrized isolated backend is available (or skip/fail).
+async def make_box(request: pytest.FixtureRequest, start_manager: StartManager,
+                   monkeypatch: pytest.MonkeyPatch) -> MakeBox:
+    """Starts a manager with the given settings overrides on which the parametrized isolated backend is
+    available (or skips/fails the test), and returns it as a `Box`.
 
     `docker` and `process` run the test's code through the sandbox agent (for `process`, once an execution
     has started the run's resident sandbox). `docker-exec` and `process-fresh` are the same backends with the
@@ -157,11 +162,21 @@ async def box(request: pytest.FixtureRequest, start_manager: StartManager, monke
     answer: a `docker exec`, or a fresh bubblewrap sandbox per execution.
     """
     kind, _, fallback = request.param.partition("-")
-    if fallback:
-        monkeypatch.setattr(AgentExecution, "connect", _agent_out_of_reach)
-    manager = await start_manager()
-    require_backend(kind, kind in manager.choice.available, manager.choice.reason)
-    return Box(manager, kind, warm=kind == "process" and not fallback)
+
+    async def make(**overrides: Any) -> Box:
+        if fallback:
+            monkeypatch.setattr(AgentExecution, "connect", _agent_out_of_reach)
+        manager = await start_manager(**overrides)
+        require_backend(kind, kind in manager.choice.available, manager.choice.reason)
+        return Box(manager, kind, warm=kind == "process" and not fallback)
+
+    return make
+
+
+@pytest.fixture
+async def box(make_box: MakeBox) -> Box:
+    """`make_box()` with the default test settings."""
+    return await make_box()
 
 
 async def _agent_out_of_reach(workspace: Path) -> None:

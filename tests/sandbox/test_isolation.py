@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from autobots.sandbox._process import HOST_UID_BASE
+from autobots.sandbox._uids import HOST_UID_BASE
 from autogen_core import CancellationToken
 from autogen_core.code_executor import CodeBlock
 
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from autobots.sandbox import SandboxExecutor
     from autogen_ext.code_executors._common import CommandLineCodeResult
 
-    from tests.sandbox.conftest import Box
+    from tests.sandbox.conftest import Box, MakeBox
 
 
 COUNT_SLEEPERS = """import os
@@ -32,6 +32,43 @@ for pid in filter(str.isdigit, os.listdir('/proc')):
     except OSError:
         pass
 print(count)"""
+
+
+FILL_TMPFS = """import errno, os
+for path in ('/tmp/fill', '/dev/shm/fill'):
+    try:
+        with open(path, 'wb') as f:
+            for _ in range(24):
+                f.write(b'x' * 1024 * 1024)
+        print(path, 'written')
+    except OSError as exc:
+        print(path, errno.errorcode[exc.errno])
+    finally:
+        if os.path.exists(path):
+            os.remove(path)
+try:
+    open('/dev/fill', 'wb').close()
+    print('/dev written')
+except OSError:
+    print('/dev refused')
+"""
+
+SYSTEM_V_IPC = """import ctypes, ctypes.util, errno
+libc = ctypes.CDLL(ctypes.util.find_library('c'), use_errno=True)
+for call, args in (('shmget', (0, 128 * 1024 * 1024, 0o1600)), ('msgget', (0, 0o1600))):
+    ok = getattr(libc, call)(*args) >= 0
+    print(call, 'allowed' if ok else errno.errorcode[ctypes.get_errno()])
+"""
+
+SHOW_ENVIRONMENT = """import os
+print(sorted(os.environ))
+for pid in ['self'] + sorted(filter(str.isdigit, os.listdir('/proc'))):
+    try:
+        with open(f'/proc/{pid}/environ', 'rb') as f:
+            print(pid, f.read())
+    except OSError as exc:
+        print(pid, type(exc).__name__)
+"""
 
 
 async def run_block(executor: SandboxExecutor, code: str, language: str) -> CommandLineCodeResult:
@@ -89,6 +126,46 @@ class TestExecute:
         await box.run("open('state.txt', 'w').write('1')", run_id="twice")
         result = await box.run("print(open('state.txt').read())", run_id="twice")
         assert (result.exit_code, result.output) == (0, "1\n")
+
+
+class TestLimits:
+    async def test_tmp_and_shm_are_capped(self, make_box: MakeBox) -> None:
+        # 24 MiB into a 16 MiB /tmp and /dev/shm: the filesystem is full (ENOSPC), no memory goes past the cap.
+        box = await make_box(sandbox_tmpfs_mb=16)
+        result = await box.run(FILL_TMPFS, timeout_s=10)
+        assert (result.exit_code, result.output.splitlines()) == (0, ["/tmp/fill ENOSPC", "/dev/shm/fill ENOSPC",
+                                                                      "/dev refused"])
+
+    async def test_tmp_is_never_larger_than_the_memory_limit(self, make_box: MakeBox) -> None:
+        box = await make_box(sandbox_memory_mb=96, sandbox_tmpfs_mb=1024)
+        result = await box.run(FILL_TMPFS.replace("range(24)", "range(120)"), timeout_s=20)
+        # Bubblewrap: the 96 MiB /tmp is full. Docker: that, or the memory cgroup (which counts tmpfs) kills it.
+        assert "/tmp/fill written" not in result.output
+        assert "/dev/shm/fill written" not in result.output
+
+    async def test_system_v_shared_memory_is_refused(self, box: Box) -> None:
+        # Its segments would hold host memory that no limit of a bubblewrap sandbox counts (docker's cgroup does).
+        if box.kind != "process":
+            pytest.skip("docker counts System V memory against the container's memory limit")
+        result = await box.run(SYSTEM_V_IPC)
+        assert (result.exit_code, result.output) == (0, "shmget EPERM\nmsgget EPERM\n")
+
+    async def test_server_environment_does_not_reach_the_sandbox(
+        self, monkeypatch: pytest.MonkeyPatch, make_box: MakeBox
+    ) -> None:
+        canaries = {"AUTOBOTS_TEST_CANARY": f"canary-{uuid.uuid4().hex}",
+                    "OPENAI_API_KEY": f"sk-canary-{uuid.uuid4().hex}"}
+        for name, value in canaries.items():
+            monkeypatch.setenv(name, value)
+        box = await make_box()
+        result = await box.run(SHOW_ENVIRONMENT)
+        assert result.exit_code == 0
+        lines = result.output.splitlines()
+        assert lines[1].startswith("self b'") and "PATH=" in lines[1]  # the sandbox's own environ was readable
+        assert any(line.startswith("1 b'") for line in lines)  # and so was its first process's
+        for name, value in canaries.items():
+            assert name not in result.output
+            assert value not in result.output
 
 
 class TestEscapes:

@@ -46,7 +46,8 @@ class TestReadFile:
         populate(manager)
         assert manager.read_file("w1", "out/a.txt") == b"hello world!"
 
-    @pytest.mark.parametrize("path", ["../w2/secret.txt", "/etc/passwd", "out/../../w2/secret.txt", "", "out"])
+    @pytest.mark.parametrize("path", ["../w2/secret.txt", "/etc/passwd", "out/../../w2/secret.txt", "", "out",
+                                      "out/a.txt\x00", "a\x00b"])
     async def test_traversal_is_not_found(self, manager, path: str) -> None:
         populate(manager)
         populate(manager, "w2")
