@@ -2,6 +2,7 @@
 the offline `scripted` stand-in), the default model, and pricing."""
 
 from autobots.models._scripted import ScriptedChatCompletionClient
+from autobots.models.access import ModelAccess
 from autobots.models.exceptions import ModelConfigError
 from autobots.models.pricing import compute_cost
 from autobots.models.schemas import ModelConfig, Persona, Price
@@ -14,6 +15,7 @@ from autobots.models.service import (
 )
 
 __all__ = [
+    "ModelAccess",
     "ModelConfig",
     "ModelConfigError",
     "Persona",

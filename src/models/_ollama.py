@@ -5,13 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from autobots.config import Settings
+from autobots.models._credentials import guarded_client_args
 from autobots.models._model_info import lookup_model_info, model_info_for
+from autobots.models.access import OLLAMA_DEFAULT_HOST, ModelAccess
 from autobots.models.schemas import ModelConfig
 from autogen_ext.models.ollama import OllamaChatCompletionClient
 from autogen_ext.models.ollama import _model_info as ollama_models
 from ollama import AsyncClient
 
-DEFAULT_HOST = "http://127.0.0.1:11434"
+DEFAULT_HOST = OLLAMA_DEFAULT_HOST
 
 
 def ollama_host(base_url: str | None) -> str:
@@ -20,7 +22,7 @@ def ollama_host(base_url: str | None) -> str:
     return host.removesuffix("/v1")
 
 
-def build_client(config: ModelConfig, *, settings: Settings) -> OllamaChatCompletionClient:
+def build_client(config: ModelConfig, *, settings: Settings, access: ModelAccess) -> OllamaChatCompletionClient:
     """An OllamaChatCompletionClient; temperature and max_tokens go to Ollama's `options`.
 
     The Ollama client has no retry setting, so `model_max_retries` does not apply here.
@@ -40,5 +42,6 @@ def build_client(config: ModelConfig, *, settings: Settings) -> OllamaChatComple
     client = OllamaChatCompletionClient(**kwargs)
     # autogen-ext passes only `host` to ollama.AsyncClient, so a hung server would block forever;
     # swap in a client with our timeout (the attribute is the one the base class calls).
-    client._client = AsyncClient(host=host, timeout=settings.model_timeout_s)
+    client._client = AsyncClient(host=host, timeout=settings.model_timeout_s,
+                                 **guarded_client_args(config, access, httpx2=False))
     return client

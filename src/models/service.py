@@ -5,8 +5,9 @@ from __future__ import annotations
 import importlib
 import sys
 
-from autobots.config import Settings, read_secret_env
+from autobots.config import Settings
 from autobots.models._scripted import ScriptedChatCompletionClient
+from autobots.models.access import SCRIPTED_MODEL, ModelAccess
 from autobots.models.exceptions import ModelConfigError
 from autobots.models.schemas import ModelConfig, Persona
 from autogen_core.models import ChatCompletionClient
@@ -19,7 +20,6 @@ _BUILDERS: dict[str, str] = {
     "anthropic": "autobots.models._anthropic",
     "ollama": "autobots.models._ollama",
 }
-SCRIPTED_MODEL = "scripted"
 
 
 def is_scripted(config: ModelConfig) -> bool:
@@ -32,11 +32,13 @@ def create_model_client(config: ModelConfig, *, persona: Persona, settings: Sett
     Raises:
         ModelConfigError: The entry cannot make a client (no key, no endpoint, rejected by the library).
     """
+    access = ModelAccess.from_settings(settings)
+    config = access.resolve(config)
     if is_scripted(config):
-        return ScriptedChatCompletionClient(persona, model=config.model)
+        return ScriptedChatCompletionClient(persona, model=config.model or SCRIPTED_MODEL)
     try:
-        builder = importlib.import_module(_BUILDERS[config.provider]).build_client
-        return builder(config, settings=settings)  # type: ignore[no-any-return]
+        builder = importlib.import_module(_BUILDERS[config.provider or ""]).build_client
+        return builder(config, settings=settings, access=access)  # type: ignore[no-any-return]
     except ValueError as err:  # AutoGen's own checks, e.g. a create argument it refuses
         raise ModelConfigError(f"{config.provider} model {config.model!r}: {err}") from err
 
@@ -59,26 +61,5 @@ async def close_shared_clients() -> None:
 
 
 def resolve_default_model(settings: Settings) -> ModelConfig:
-    """The model for specs without a `models` section.
-
-    `provider = "auto"` means OpenAI when its key is set, or when `base_url` points at an
-    OpenAI-compatible server (which needs no key); otherwise the offline scripted stand-in.
-    """
-    default = settings.default_model
-    provider = default.provider
-    if provider == "auto":
-        has_key = read_secret_env(default.api_key_env) is not None
-        provider = "openai" if has_key or default.base_url else "scripted"
-    if provider == "scripted":
-        return ModelConfig(provider="scripted", model=SCRIPTED_MODEL)
-    if provider not in _BUILDERS:
-        raise ModelConfigError(
-            f"default_model.provider {provider!r} is not one of auto, scripted, {', '.join(_BUILDERS)}",
-            param="default_model.provider",
-        )
-    return ModelConfig(
-        provider=provider,  # type: ignore[arg-type]
-        model=default.model,
-        base_url=default.base_url,
-        api_key_env=default.api_key_env,
-    )
+    """The model for specs without a `models` section (an operator entry; see `ModelAccess`)."""
+    return ModelAccess.from_settings(settings).default

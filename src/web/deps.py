@@ -13,8 +13,9 @@ from typing import Annotated, Any, Literal
 from autobots.config import Settings
 from autobots.db import Database
 from autobots.db.repositories import PageQuery
+from autobots.models import ModelAccess
 from autobots.runs import RunManager
-from autobots.workflows.service import SandboxView
+from autobots.workflows.service import ServerRules
 from fastapi import Depends, Query, Request
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -29,12 +30,18 @@ class Services:
     sandbox: Any
     metrics: Any
     identities: dict[str, Any] = field(default_factory=dict)  # recent authentications (web/auth.py)
+    _rules: ServerRules | None = None
 
-    def sandbox_view(self) -> SandboxView:
-        if self.sandbox is None:
-            return SandboxView(frozenset(), None)
-        choice = self.sandbox.choice
-        return SandboxView(frozenset(choice.available), choice.kind)
+    def spec_rules(self) -> ServerRules:
+        """What a spec may use on this server (its sandboxes, its model rules)."""
+        if self._rules is None:
+            access = ModelAccess.from_settings(self.settings)
+            if self.sandbox is None:
+                self._rules = ServerRules(frozenset(), None, access)
+            else:
+                choice = self.sandbox.choice
+                self._rules = ServerRules(frozenset(choice.available), choice.kind, access)
+        return self._rules
 
 
 async def get_services(request: Request) -> Services:

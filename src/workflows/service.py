@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from autobots import models
 from autobots.config import Settings
 from autobots.db.repositories import Page, PageQuery, WorkflowRepository
 from autobots.db.tables import Workflow, new_id, now
-from autobots.errors import NotFound
+from autobots.errors import InvalidWorkflowSpec, NotFound
 from autobots.models.schemas import ModelConfig
 from autobots.workflows.schemas import WorkflowSpec
-from autobots.workflows.secrets import redact_spec, vault
-from autobots.workflows.validation import check_spec, validate_spec
+from autobots.workflows.secrets import ModelSecrets, redact_spec, vault
+from autobots.workflows.validation import check_spec
 from pydantic import SecretStr
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -21,21 +22,31 @@ class WorkflowNotFound(NotFound):
     code = "workflow_not_found"
 
 
-class SandboxView:
-    """What validation needs to know about the sandbox: which backends may run code here."""
+@dataclass(frozen=True)
+class ServerRules:
+    """What validation needs to know about this server: which sandboxes may run code, and what a spec's
+    models may name (`models.ModelAccess`)."""
 
-    def __init__(self, available: frozenset[str], default: str | None) -> None:
-        self.available = available
-        self.default = default
-
-
-def check(data: Any, sandbox: SandboxView) -> tuple[WorkflowSpec | None, list[dict[str, str]]]:
-    return check_spec(data, available_sandboxes=sandbox.available, default_sandbox=sandbox.default)
+    sandboxes: frozenset[str]
+    default_sandbox: str | None
+    models: models.ModelAccess
 
 
-def validate(data: Any, sandbox: SandboxView, *, param_prefix: str = "") -> WorkflowSpec:
-    return validate_spec(data, param_prefix=param_prefix, available_sandboxes=sandbox.available,
-                         default_sandbox=sandbox.default)
+async def check(data: Any, rules: ServerRules) -> tuple[WorkflowSpec | None, list[dict[str, str]]]:
+    """Every problem of `data` as a spec on this server; a base_url's host is resolved off the event loop."""
+    spec, errors = check_spec(data, available_sandboxes=rules.sandboxes, default_sandbox=rules.default_sandbox,
+                              access=rules.models)
+    if spec is not None:
+        errors = await rules.models.address_errors(spec.models)
+    return (None if errors else spec), errors
+
+
+async def validate(data: Any, rules: ServerRules, *, param_prefix: str = "") -> WorkflowSpec:
+    """Like `check`, but raises `InvalidWorkflowSpec` listing every error (params under `param_prefix`)."""
+    spec, errors = await check(data, rules)
+    if spec is None:
+        raise InvalidWorkflowSpec(errors, param_prefix=param_prefix)
+    return spec
 
 
 def load_spec(stored: dict[str, Any]) -> WorkflowSpec:
@@ -43,14 +54,21 @@ def load_spec(stored: dict[str, Any]) -> WorkflowSpec:
     return WorkflowSpec.model_validate(stored)
 
 
-def resolve_models(spec: WorkflowSpec, settings: Settings, inline_keys: dict[str, str]) -> dict[str, ModelConfig]:
-    """The spec's models with inline keys put back; a spec without models gets the server default."""
+def resolve_models(spec: WorkflowSpec, settings: Settings, secrets: ModelSecrets) -> dict[str, ModelConfig]:
+    """The spec's models as a run uses them: credentials put back from the vault, endpoint references replaced
+    by the operator's entries; a spec without models gets the server default."""
+    access = models.ModelAccess.from_settings(settings)
     if spec.models is None:
-        return {"default": models.resolve_default_model(settings)}
+        return {"default": access.default}
     resolved: dict[str, ModelConfig] = {}
     for name, config in spec.models.items():
-        key = inline_keys.get(name)
-        resolved[name] = config.model_copy(update={"api_key": SecretStr(key)}) if key else config
+        held = secrets.get(name, {})
+        update: dict[str, Any] = {}
+        if "api_key" in held:
+            update["api_key"] = SecretStr(held["api_key"])
+        if "base_url" in held:
+            update["base_url"] = held["base_url"]
+        resolved[name] = access.resolve(config.model_copy(update=update) if update else config)
     return resolved
 
 
@@ -106,10 +124,10 @@ async def delete(session: AsyncSession, *, user_id: str, workflow_id: str) -> No
 
 
 async def resolve(session: AsyncSession, *, user_id: str, workflow_id: str | None, inline: Any | None,
-                  sandbox: SandboxView) -> Workflow | None:
+                  rules: ServerRules) -> Workflow | None:
     """The workflow a request names: an inline spec (stored as a new workflow) or an id the caller owns."""
     if inline is not None:
-        spec = validate(inline, sandbox, param_prefix="workflow")
+        spec = await validate(inline, rules, param_prefix="workflow")
         return await create(session, user_id=user_id, spec=spec)
     if workflow_id is not None:
         return await get_or_raise(session, user_id=user_id, workflow_id=workflow_id)

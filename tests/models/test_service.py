@@ -51,12 +51,13 @@ class TestResolveDefaultModel:
     def test_auto_with_key_is_openai(self, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
         config = resolve_default_model(Settings())
-        assert config == ModelConfig(provider="openai", model="gpt-4o-mini", api_key_env="OPENAI_API_KEY")
+        expected = ModelConfig(provider="openai", model="gpt-4o-mini", api_key_env="OPENAI_API_KEY")
+        assert config == expected.as_operator_entry()
         assert not is_scripted(config)
 
     def test_auto_without_key_is_scripted(self) -> None:
         config = resolve_default_model(Settings())
-        assert config == ModelConfig(provider="scripted", model="scripted")
+        assert config == ModelConfig(provider="scripted", model="scripted").as_operator_entry()
         assert is_scripted(config)
 
     def test_auto_reads_the_named_variable(self, monkeypatch: pytest.MonkeyPatch) -> None:
