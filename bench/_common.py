@@ -182,6 +182,10 @@ class Server:
             "AUTOBOTS_SANDBOX_WORKSPACE_ROOT": str(self.workdir / "workspaces"),
             "AUTOBOTS_CONFIG": str(self.workdir / "config.json"),  # absent: env vars and defaults only
             "AUTOBOTS_PORT": str(self.port),
+            # One local user drives every load here: the per-user quotas would cap the load, not measure the service.
+            "AUTOBOTS_MAX_ACTIVE_RUNS_PER_USER": "0",
+            "AUTOBOTS_MAX_STREAMS_PER_USER": "0",
+            "AUTOBOTS_RATE_LIMIT_PER_KEY": "0",
             "PYTHONUNBUFFERED": "1",
             **self.overrides,
         })

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 
 class AutobotsError(Exception):
     """An expected failure with a fixed HTTP status and the contract's error fields.
@@ -60,6 +62,23 @@ class Unauthorized(AutobotsError):
     status = 401
     type = "authentication_error"
     code = "invalid_api_key"
+
+
+class QuotaExceeded(AutobotsError):
+    """A per-user quota is used up (429). `retry_after`: whole seconds after which a retry may succeed, sent as
+    the `retry-after` header (`headers`)."""
+
+    status = 429
+    type = "rate_limit_error"
+    code = "quota_exceeded"
+
+    def __init__(self, message: str, *, retry_after: float, code: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.retry_after = max(1, math.ceil(retry_after))
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"retry-after": str(self.retry_after)}
 
 
 class InvalidWorkflowSpec(AutobotsError):

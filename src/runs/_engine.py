@@ -21,6 +21,7 @@ from autobots.db.repositories import ACTIVE_STATUSES, TERMINAL_STATUSES, RunRepo
 from autobots.errors import Conflict
 from autobots.runs._channel import Event
 from autobots.runs._executor import HISTORY_LIMIT, LiveRun, RunExecution, as_model_context
+from autobots.runs._fair import FairSlots
 from autobots.runs._journal import RunJournal
 from autobots.runs._recorder import RunRecorder, StaleAttempt
 from autobots.runs._recovery import HEARTBEAT_S, executor_gone, fail_run, requeue_or_fail, settle_idle_run
@@ -61,7 +62,8 @@ class RunEngine:
         settings: Server settings (limits).
         sandbox: The sandbox manager handed to builders (None: code execution impossible).
         observer: Where live runs are reported.
-        max_concurrent: Runs executing at once here; more wait for a slot.
+        max_concurrent: Runs executing at once here; more wait for a slot, which goes to the waiting user with the
+            fewest runs executing here (users take turns), not to the longest waiting run.
         owner: This executor's identity in the ledger.
     """
 
@@ -76,7 +78,7 @@ class RunEngine:
         self._live: dict[str, LiveRun] = {}
         self._drivers: dict[str, asyncio.Task[None]] = {}
         self._wakeups: set[str] = set()
-        self._slots = asyncio.Semaphore(max(1, max_concurrent))
+        self._slots = FairSlots(max_concurrent)
         self._accepting = True
         self._heartbeat: asyncio.Task[None] | None = None
 
@@ -120,11 +122,12 @@ class RunEngine:
 
     # -- scheduling ----------------------------------------------------------------------------------------------
 
-    def kick(self, session_id: str) -> None:
-        """Make sure the session's queued runs get executed."""
+    def kick(self, session_id: str, user_id: str) -> None:
+        """Make sure the session's queued runs (of `user_id`, who owns the session) get executed."""
         self._wakeups.add(session_id)
         if session_id not in self._drivers and self._accepting:
-            self._drivers[session_id] = asyncio.create_task(self._drive(session_id), name=f"session-{session_id}")
+            self._drivers[session_id] = asyncio.create_task(self._drive(session_id, user_id),
+                                                            name=f"session-{session_id}")
 
     async def cancel(self, run_id: str, session_id: str) -> None:
         """Stop a live run here, or settle a queued one (of `session_id`) as cancelled. Idempotent.
@@ -155,15 +158,15 @@ class RunEngine:
                                   stop_reason="cancelled by the client")
         self.observer.settled(run_id)
 
-    async def _drive(self, session_id: str) -> None:
-        """Run the session's queued runs in order, one at a time. A database hiccup is retried with backoff:
-        a driver that died would strand the session's queued runs."""
+    async def _drive(self, session_id: str, user_id: str) -> None:
+        """Run the session's queued runs in order, one at a time, each in a slot taken for the session's user. A
+        database hiccup is retried with backoff: a driver that died would strand the session's queued runs."""
         failures = 0
         try:
             while True:
                 self._wakeups.discard(session_id)
                 try:
-                    async with self._slots:
+                    async with self._slots.slot(user_id):
                         claim = await self.db.read_in_thread(
                             lambda connection: ledger.next_queued(connection, session_id, history_limit=HISTORY_LIMIT))
                         if claim is not None and await self.db.write_in_thread(

@@ -18,7 +18,7 @@ from autobots.db import Database
 from autobots.db.message_cache import message_cache
 from autobots.db.repositories import TERMINAL_STATUSES, RunRepository, ledger
 from autobots.db.tables import Message, Run, RunEvent, new_id, now
-from autobots.errors import Conflict, InvalidRequest
+from autobots.errors import Conflict, InvalidRequest, QuotaExceeded
 from autobots.runs import service as run_service
 from autobots.runs._channel import ChannelRegistry, Event, RunChannel
 from autobots.runs._engine import RunEngine, new_owner
@@ -33,6 +33,8 @@ IfBusy = Literal["reject", "enqueue"]
 WAIT_POLL_S = 1.0
 SUBMIT_BATCH = 64
 RECOVER_EVERY_S = HEARTBEAT_S
+# When a user over the active-run quota may retry: runs take seconds to minutes, and nothing says which ends next.
+ACTIVE_RUNS_RETRY_AFTER_S = 5
 
 __all__ = ["RunManager", "SessionBusy", "worker_count"]
 
@@ -40,6 +42,11 @@ __all__ = ["RunManager", "SessionBusy", "worker_count"]
 def _busy(session_id: str, run_id: str) -> SessionBusy:
     return SessionBusy(f"session '{session_id}' already has an active run ({run_id}); "
                        "wait for it, cancel it, or send with \"if_busy\": \"enqueue\"", param="if_busy")
+
+
+def _over_quota(active: int) -> QuotaExceeded:
+    return QuotaExceeded(f"you have {active} active runs (queued or running), the most allowed per user; wait for "
+                         "one to end or cancel one", retry_after=ACTIVE_RUNS_RETRY_AFTER_S, code="too_many_active_runs")
 
 
 def worker_count(settings: Settings) -> int:
@@ -148,8 +155,8 @@ class RunManager:
     async def _kick_queued(self) -> None:
         async with self.db.read_session() as session:
             queued = await RunRepository(session).with_status(("queued",))
-        for session_id in dict.fromkeys(run.session_id for run in queued):
-            self._kick(session_id)
+        for session_id, user_id in dict.fromkeys((run.session_id, run.user_id) for run in queued):
+            self._kick(session_id, user_id)
 
     async def _recover_periodically(self) -> None:
         """Now and then, recover runs whose executor went silent (another server process that died) and kick
@@ -169,21 +176,26 @@ class RunManager:
 
         The caller's unit of work is committed first; the message and the run are then written (with the other
         submissions queued meanwhile) in one short transaction on the writer thread, which checks that the
-        session has no active run (unless enqueuing) and that the workflow still exists, so that the database
-        write lock is never held while this process's event loop serves other requests. When the unit of work
-        wrote something (an inline workflow), a busy session is refused before it commits, so nothing of the
-        request is kept.
+        session has no active run (unless enqueuing), that the user is under `max_active_runs_per_user` active
+        runs (counted in the database, so the quota holds across API processes) and that the workflow still
+        exists, so that the database write lock is never held while this process's event loop serves other
+        requests. When the unit of work wrote something (an inline workflow), a busy session or a user over the
+        quota is refused before it commits, so nothing of the request is kept.
 
         Raises:
             SessionBusy: The session has an active run and `if_busy` is "reject".
+            QuotaExceeded: The user has `max_active_runs_per_user` active runs.
             InvalidRequest: The workflow was deleted.
         """
         if not self._accepting:
             raise Conflict("the server is shutting down; retry shortly", code="shutting_down")
-        if if_busy != "enqueue" and session.in_transaction():
-            active = await RunRepository(session).active_for_session(session_id)
-            if active:
+        if session.in_transaction():
+            repository = RunRepository(session)
+            if if_busy != "enqueue" and (active := await repository.active_for_session(session_id)):
                 raise _busy(session_id, active[0].id)
+            quota = self.settings.max_active_runs_per_user
+            if quota and (held := await repository.count_active_for_user(user_id)) >= quota:
+                raise _over_quota(held)
         await session.commit()
         message = Message(id=new_id("msg"), session_id=session_id, user_id=user_id, role="user", content=content)
         run = Run(id=new_id("run"), session_id=session_id, user_id=user_id, workflow_id=workflow_id,
@@ -195,6 +207,8 @@ class RunManager:
         if refusal is not None and refusal.workflow_deleted:
             raise InvalidRequest("the session's workflow was deleted: pass workflow_id or an inline workflow",
                                  param="workflow_id", code="workflow_deleted", status=422)
+        if refusal is not None and refusal.active_runs is not None:
+            raise _over_quota(refusal.active_runs)
         if refusal is not None:
             raise _busy(session_id, refusal.busy_with or "")
         return message, run
@@ -220,7 +234,7 @@ class RunManager:
                         continue
                     if outcome is None:
                         message_cache.invalidate(submission.run.session_id)
-                        self._kick(submission.run.session_id)
+                        self._kick(submission.run.session_id, submission.run.user_id)
                     if not done.done():
                         done.set_result(outcome)
         finally:
@@ -231,8 +245,10 @@ class RunManager:
         """The batch in one transaction; if that fails, one at a time, so that one bad submission (e.g. of a
         session deleted meanwhile) fails alone."""
         items = [submission for submission, _ in batch]
+        quota = self.settings.max_active_runs_per_user
         try:
-            return list(await self.db.write_in_thread(lambda connection: ledger.insert_submissions(connection, items)))
+            return list(await self.db.write_in_thread(
+                lambda connection: ledger.insert_submissions(connection, items, max_active_per_user=quota)))
         except Exception as exc:
             if len(items) == 1:
                 return [exc]
@@ -240,14 +256,15 @@ class RunManager:
         for item in items:
             try:
                 outcomes.extend(await self.db.write_in_thread(
-                    lambda connection, item=item: ledger.insert_submissions(connection, [item])))
+                    lambda connection, item=item: ledger.insert_submissions(connection, [item],
+                                                                            max_active_per_user=quota)))
             except Exception as exc:
                 outcomes.append(exc)
         return outcomes
 
-    def _kick(self, session_id: str) -> None:
+    def _kick(self, session_id: str, user_id: str) -> None:
         if self._accepting:
-            self.executor.kick(session_id)
+            self.executor.kick(session_id, user_id)
 
     # -- cancelling and waiting ----------------------------------------------------------------------------------
 

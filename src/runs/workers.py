@@ -6,8 +6,8 @@ and stays there until that worker has nothing queued for it (`released`), so its
 one worker never holds most of a burst while another idles. Both sides share the database, the run ledger
 being the record; the link carries only what must be immediate:
 
-- API → worker: `kick` (a session has queued runs; numbered), `follow` (a run has a follower now),
-  `cancel` (answered by `reply`), `secrets` (inline model keys, which are never stored), `stop`.
+- API → worker: `kick` (a session has queued runs; numbered, with the session's user), `follow` (a run has a
+  follower now), `cancel` (answered by `reply`), `secrets` (inline model keys, which are never stored), `stop`.
 - worker → API: a live run's `open`, `close`, and while the API process has a follower for it (`follow`) its
   events: those so far (`events`), then each new one (`event`); `settled` (wake waiters);
   `changed` (a session's messages were committed: the API process's message cache drops it); `released`
@@ -105,7 +105,7 @@ class WorkerPool:
         settings: Server settings, handed to every worker.
         observer: The API process's live channels and waiters.
         count: How many workers.
-        secrets: The inline model keys held so far (workflow id → model name → key).
+        secrets: The model credentials held so far (workflow id → model name → {api_key?, base_url?}).
         on_restart: Called after a dead worker was replaced: recover its runs and kick queued sessions.
     """
 
@@ -141,13 +141,14 @@ class WorkerPool:
     async def start(self) -> None:
         await asyncio.gather(*(self._spawn(link) for link in self._links))
 
-    def kick(self, session_id: str) -> None:
+    def kick(self, session_id: str, user_id: str) -> None:
         """Have the session's queued runs executed: by the worker it is placed on, or else by the connected
-        worker driving the fewest sessions (where it then stays until that worker releases it)."""
+        worker driving the fewest sessions (where it then stays until that worker releases it). Each worker
+        shares its slots fairly between users (`RunEngine`)."""
         link = self._link_of(session_id)
         self._kicks += 1
         link.sessions[session_id] = self._kicks
-        link.send({"op": "kick", "session": session_id, "kick": self._kicks})
+        link.send({"op": "kick", "session": session_id, "user": user_id, "kick": self._kicks})
 
     def _link_of(self, session_id: str) -> _Link:
         for link in self._links:
@@ -175,7 +176,7 @@ class WorkerPool:
         if answer.get("error"):
             raise Conflict(answer["error"]["message"], code=answer["error"]["code"])
 
-    def share_secrets(self, workflow_id: str, keys: dict[str, str] | None) -> None:
+    def share_secrets(self, workflow_id: str, keys: dict[str, dict[str, str]] | None) -> None:
         for link in self._links:
             link.send({"op": "secrets", "workflow": workflow_id, "keys": keys})
 
@@ -454,7 +455,7 @@ async def _obey(reader: asyncio.StreamReader, link: _WorkerSide, engine: RunEngi
             op = message["op"]
             if op == "kick":
                 link.kicks[message["session"]] = message["kick"]
-                engine.kick(message["session"])
+                engine.kick(message["session"], message["user"])
             elif op == "follow":
                 link.follow(message["run"])
             elif op == "cancel":

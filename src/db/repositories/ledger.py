@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from autobots.db.repositories.runs import ACTIVE_STATUSES
-from autobots.db.tables import Message, Run, RunEvent, Workflow, now
-from sqlalchemy import Connection, insert, select, update
+from autobots.db.tables import Message, Run, RunEvent, User, Workflow, now
+from sqlalchemy import Connection, func, insert, select, update
 
 
 @dataclass(frozen=True)
@@ -43,10 +43,12 @@ class RunWrites:
 
 @dataclass(frozen=True)
 class Refusal:
-    """Why a submission wrote nothing: the session's active run, or its workflow is gone."""
+    """Why a submission wrote nothing: the session's active run, its workflow is gone, or its user has
+    `active_runs` active runs already, the most allowed."""
 
     busy_with: str | None = None
     workflow_deleted: bool = False
+    active_runs: int | None = None
 
 
 @dataclass
@@ -59,10 +61,12 @@ class Submission:
     enqueue: bool
 
 
-def insert_submissions(connection: Connection, batch: list[Submission]) -> list[Refusal | None]:
+def insert_submissions(connection: Connection, batch: list[Submission], *,
+                       max_active_per_user: int = 0) -> list[Refusal | None]:
     """Write each submission, in order, with a copy of its workflow's spec in its run, unless its workflow was
     deleted, or its session has an active run (one written earlier in the batch included) and it does not
-    enqueue; returns, per submission, why it was refused or None. A few statements for the whole batch."""
+    enqueue, or its user has `max_active_per_user` active runs (0: no limit; those written earlier in the
+    batch included); returns, per submission, why it was refused or None. A few statements for the whole batch."""
     workflow_ids = {item.run.workflow_id for item in batch}
     specs = dict(connection.execute(select(Workflow.id, Workflow.spec).where(  # type: ignore[call-overload]
         Workflow.id.in_(workflow_ids), Workflow.deleted_at.is_(None))).all())  # type: ignore[attr-defined,union-attr]
@@ -71,6 +75,7 @@ def insert_submissions(connection: Connection, batch: list[Submission]) -> list[
             Run.session_id.in_({item.run.session_id for item in batch}),  # type: ignore[attr-defined]
             Run.status.in_(ACTIVE_STATUSES)).order_by(Run.pk.desc())):  # type: ignore[attr-defined,union-attr]
         active[session_id] = run_id  # descending: the oldest active run wins
+    held = active_runs_by_user(connection, {item.run.user_id for item in batch}) if max_active_per_user else {}
     refusals: list[Refusal | None] = []
     accepted: list[Submission] = []
     for item in batch:
@@ -80,9 +85,12 @@ def insert_submissions(connection: Connection, batch: list[Submission]) -> list[
             refusals.append(Refusal(workflow_deleted=True))
         elif busy_with is not None and not item.enqueue:
             refusals.append(Refusal(busy_with=busy_with))
+        elif max_active_per_user and held.get(item.run.user_id, 0) >= max_active_per_user:
+            refusals.append(Refusal(active_runs=held[item.run.user_id]))
         else:
             item.run.spec = spec
             active.setdefault(item.run.session_id, item.run.id)
+            held[item.run.user_id] = held.get(item.run.user_id, 0) + 1
             accepted.append(item)
             refusals.append(None)
     if accepted:
@@ -90,6 +98,19 @@ def insert_submissions(connection: Connection, batch: list[Submission]) -> list[
         connection.execute(insert(Run), [item.run.model_dump(exclude={"pk"}) for item in accepted])
         connection.execute(insert(RunEvent), [item.queued.model_dump(exclude={"pk"}) for item in accepted])
     return refusals
+
+
+def active_runs_by_user(connection: Connection, user_ids: set[str]) -> dict[str, int]:
+    """How many active (queued, running, cancelling) runs each of the users has, for a quota check followed by
+    inserts in the same transaction. The users' rows are locked first: on PostgreSQL a concurrent submitter of
+    another API process for the same users waits for this transaction, and then counts what it wrote (SQLite
+    has a single writer at a time and ignores the lock)."""
+    connection.execute(select(User.id).where(User.id.in_(user_ids))  # type: ignore[attr-defined]
+                       .order_by(User.id).with_for_update())
+    counted = connection.execute(select(Run.user_id, func.count()).where(  # type: ignore[call-overload]
+        Run.user_id.in_(user_ids), Run.status.in_(ACTIVE_STATUSES))  # type: ignore[attr-defined]
+        .group_by(Run.user_id))
+    return {user_id: int(count) for user_id, count in counted}
 
 
 def next_queued(connection: Connection, session_id: str, *, history_limit: int) -> QueuedRun | None:

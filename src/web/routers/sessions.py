@@ -11,6 +11,7 @@ from autobots.sessions import service as session_service
 from autobots.web import admission
 from autobots.web.auth import CurrentUser
 from autobots.web.deps import DbSession, Pagination, ServicesDep
+from autobots.web.quotas import OVER_QUOTA, StreamSlot
 from autobots.web.schemas import (
     ErrorBody,
     GalleryItemOut,
@@ -55,7 +56,7 @@ async def create_session(body: SessionCreate, user: CurrentUser, db: DbSession,
                          services: ServicesDep) -> dict[str, Any]:
     """Start a session, optionally bound to a stored or inline workflow."""
     workflow = await workflow_service.resolve(db, user_id=user.id, workflow_id=body.workflow_id,
-                                              inline=body.workflow, sandbox=services.sandbox_view())
+                                              inline=body.workflow, rules=services.spec_rules())
     workflow_id = workflow.id if workflow else None
     row = await session_service.create(db, user_id=user.id, name=body.name, workflow_id=workflow_id)
     return session_out(row)
@@ -102,14 +103,14 @@ async def list_messages(session_id: str, user: CurrentUser, services: ServicesDe
 
 @router.post("/{session_id}/messages", status_code=202, response_model=PostedMessage,
              responses={**NOT_FOUND, **BUSY, 200: {"model": PostedMessage, "description": "With ?wait=true"},
-                        422: {"model": ErrorBody}})
-async def post_message(chat: SessionFromPath, body: MessageCreate, user: CurrentUser, db: DbSession,
-                       services: ServicesDep, request: Request,
+                        422: {"model": ErrorBody}, **OVER_QUOTA})
+async def post_message(chat: SessionFromPath, body: MessageCreate, user: CurrentUser, stream_slot: StreamSlot,
+                       db: DbSession, services: ServicesDep, request: Request,
                        wait: Annotated[bool, Query(description="Answer when the run has ended")] = False,
                        accept: Annotated[str | None, Header(include_in_schema=False)] = None) -> Any:
     """Send a message: starts a run in the background (202), waits for it, or streams its events."""
     workflow = await workflow_service.resolve(db, user_id=user.id, workflow_id=body.workflow_id,
-                                              inline=body.workflow, sandbox=services.sandbox_view())
+                                              inline=body.workflow, rules=services.spec_rules())
     workflow_id = workflow.id if workflow is not None else run_service.session_workflow_id(chat)
     message, run = await services.runs.submit(db, user_id=user.id, session_id=chat.id, content=body.content,
                                               workflow_id=workflow_id, if_busy=body.if_busy)
