@@ -61,7 +61,8 @@ async def app(settings: Settings) -> AsyncIterator[Any]:
 @pytest.fixture
 async def client(app: Any) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver", timeout=60) as http:
+    # A loopback name: in local mode the server answers no other Host (DNS rebinding).
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1", timeout=60) as http:
         yield http
 
 

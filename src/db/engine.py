@@ -50,6 +50,11 @@ def redacted_url(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
+def database_kind(url: str) -> str:
+    """`sqlite`, `postgresql`, ...: what may be said about a database without naming where it is."""
+    return make_url(url).get_backend_name()
+
+
 class SqliteWriteLock:
     """Serializes write transactions across this server's processes (API and run workers) and, within a
     process, between its async write connection and its writer thread.

@@ -21,6 +21,8 @@ from autobots.web.errors import install_error_handlers
 from autobots.web.idempotency import IdempotencyMiddleware
 from autobots.web.metrics import Metrics
 from autobots.web.middleware import RequestContextMiddleware
+from autobots.web.quotas import RateLimitMiddleware, StreamCounter
+from autobots.web.request_guards import RequestGuardMiddleware
 from autobots.web.routers import compat, gallery, messages, runs, service, sessions, workflows
 from autobots.workflows.schemas import WorkflowSpec
 from fastapi import FastAPI
@@ -76,15 +78,21 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     app = FastAPI(title="autobots", version=__version__, lifespan=lifespan,
-                  description="Runs multi-agent AutoGen workflows: workflows, sessions, runs, gallery.")
+                  description="Runs multi-agent AutoGen workflows: workflows, sessions, runs, gallery. Per-user "
+                              "quotas (active runs, open event streams, requests a second per API key) answer 429 "
+                              "with a `retry-after` header when exceeded.")
     app.state.settings = settings
     app.state.metrics = Metrics()
+    app.state.streams = StreamCounter(settings.max_streams_per_user)
     install_error_handlers(app)
     for module in (workflows, sessions, messages, runs, gallery, service, compat):
         app.include_router(module.router)
     app.add_middleware(WriteAdmission, limit=settings.max_concurrent_writes)
+    app.add_middleware(RateLimitMiddleware, rate=settings.rate_limit_per_key, burst=settings.rate_limit_burst,
+                       local_mode=settings.auth_mode == "local")
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes, metrics=app.state.metrics,
                        wrap_posts=IdempotencyMiddleware)
+    app.add_middleware(RequestGuardMiddleware, settings=settings)  # outermost: a refused request reaches nothing
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

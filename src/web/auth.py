@@ -8,9 +8,11 @@ database takes effect within `IDENTITY_TTL_S`).
 
 from __future__ import annotations
 
+import hmac
 import time
 from typing import Annotated
 
+from autobots.config import read_secret_env
 from autobots.db.tables import User
 from autobots.errors import Unauthorized
 from autobots.users import service as user_service
@@ -68,3 +70,21 @@ async def current_user(
 
 
 CurrentUser = Annotated[User, Depends(current_user)]
+
+
+async def operator_access(
+    services: ServicesDep, authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> bool:
+    """Whether the caller may see the service's internals: always in local mode; in apikey mode only with
+    `Authorization: Bearer <operator key>`, the key held by the variable named by `operator_key_env`."""
+    if services.settings.auth_mode == "local":
+        return True
+    name = services.settings.operator_key_env
+    expected = read_secret_env(name) if name else None
+    if not expected or not authorization:
+        return False
+    scheme, _, key = authorization.partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(key.strip().encode(), expected.strip().encode())
+
+
+OperatorAccess = Annotated[bool, Depends(operator_access)]

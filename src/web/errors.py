@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from autobots.errors import AutobotsError, InvalidWorkflowSpec
+from autobots.errors import AutobotsError, InvalidRequest, InvalidWorkflowSpec
 from autobots.workflows.validation import format_location
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -34,7 +34,8 @@ async def _domain_error(_: Request, exc: Exception) -> JSONResponse:
     extra: dict[str, Any] = {}
     if isinstance(exc, InvalidWorkflowSpec):
         extra["errors"] = exc.errors
-    return error_response(exc.status, error_body(exc.type, exc.message, param=exc.param, code=exc.code, **extra))
+    return error_response(exc.status, error_body(exc.type, exc.message, param=exc.param, code=exc.code, **extra),
+                          headers=getattr(exc, "headers", None))
 
 
 def _location(loc: tuple[Any, ...]) -> str | None:
@@ -58,8 +59,23 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
                                           errors=details))
 
 
-async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+def body_parse_error(exc: StarletteHTTPException) -> AutobotsError | None:
+    """The domain error for FastAPI's own failure to read or decode a JSON body (other than a syntax error, which
+    it reports as a validation error): a 400 raised from the reader's or decoder's exception, e.g. nesting too
+    deep, or a refusal of ours while the body arrived."""
+    if exc.status_code != 400 or exc.__cause__ is None:
+        return None
+    if isinstance(exc.__cause__, AutobotsError):
+        return exc.__cause__
+    reason = "it is nested too deeply" if isinstance(exc.__cause__, RecursionError) else "it cannot be decoded"
+    return InvalidRequest(f"the body is not valid JSON: {reason}", code="invalid_body")
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    parse_error = body_parse_error(exc)
+    if parse_error is not None:
+        return await _domain_error(request, parse_error)
     type = _TYPE_BY_STATUS.get(exc.status_code, "api_error")
     message = exc.detail if isinstance(exc.detail, str) else "request failed"
     code = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}.get(exc.status_code)

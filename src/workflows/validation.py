@@ -7,6 +7,7 @@ from typing import Any
 
 import yaml
 from autobots.errors import InvalidRequest, InvalidWorkflowSpec
+from autobots.models.access import ModelAccess
 from autobots.workflows.schemas import AgentSpec, WorkflowSpec
 from pydantic import ValidationError
 
@@ -25,23 +26,46 @@ def format_location(location: Iterable[Any]) -> str:
 
 
 def parse_spec_text(text: str, content_type: str) -> Any:
-    """Decode a JSON or YAML document; a syntax error is a 400 naming the format."""
+    """Decode a JSON or YAML document; a syntax error, or nesting too deep to decode, is a 400 naming the format."""
+    kind = "YAML" if "yaml" in content_type else "JSON"
     try:
-        if "yaml" in content_type:
-            return yaml.safe_load(text)
+        if kind == "YAML":
+            document = yaml.safe_load(text)
+            if _holds_nul(document):  # YAML spells it "\0", "\x00" or "\u0000"; JSON bodies are checked on arrival
+                raise InvalidRequest("the body holds a NUL character, which no field accepts", code="invalid_body")
+            return document
         import json
 
         return json.loads(text)
+    except RecursionError as exc:  # both decoders recurse once per nesting level
+        raise InvalidRequest(f"the body is not valid {kind}: it is nested too deeply", code="invalid_body") from exc
     except (yaml.YAMLError, ValueError) as exc:
-        kind = "YAML" if "yaml" in content_type else "JSON"
         raise InvalidRequest(f"the body is not valid {kind}: {exc}", code="invalid_body") from exc
+
+
+def _holds_nul(document: Any) -> bool:
+    pending = [document]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, str):
+            if "\x00" in value:
+                return True
+        elif isinstance(value, dict):
+            pending.extend(value.keys())
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            pending.extend(value)
+    return False
 
 
 def check_spec(
     data: Any, *, available_sandboxes: frozenset[str] | None = None, default_sandbox: str | None = None,
-    has_default_model: bool = True,
+    has_default_model: bool = True, access: ModelAccess | None = None,
 ) -> tuple[WorkflowSpec | None, list[SpecError]]:
-    """Validate `data` as a workflow spec. Returns the spec (when valid) and every error found."""
+    """Validate `data` as a workflow spec. Returns the spec (when valid) and every error found.
+
+    `access` adds the server's model rules (endpoints, keys, addresses without resolving host names).
+    """
     if not isinstance(data, dict):
         return None, [{"path": "", "message": "a workflow spec must be an object"}]
     try:
@@ -54,6 +78,9 @@ def check_spec(
     errors = list(_semantic_errors(spec, has_default_model=has_default_model))
     if available_sandboxes is not None:
         errors.extend(_sandbox_errors(spec, available_sandboxes, default_sandbox))
+    if access is not None:
+        for name, model in (spec.models or {}).items():
+            errors.extend(access.entry_errors(name, model))
     return (None if errors else spec), errors
 
 

@@ -75,5 +75,17 @@ class TestLocalMode:
         with pytest.raises(UnsafeConfiguration, match="loopback"):
             check_safe(settings.model_copy(update={"host": "0.0.0.0"}))
 
+    @pytest.mark.parametrize("host", ["127.attacker.example", "127.0.0.1.nip.io", "127.0.0.1x", "0.0.0.0", "::",
+                                      "192.168.1.10", "example.com"])
+    def test_a_name_that_only_looks_like_loopback_is_refused(self, settings, host):
+        assert not settings.model_copy(update={"host": host}).listens_on_loopback
+        with pytest.raises(UnsafeConfiguration, match="loopback"):
+            check_safe(settings.model_copy(update={"host": host}))
+
+    @pytest.mark.parametrize("host", ["127.0.0.1", "127.1.2.3", "::1", "localhost", "::ffff:127.0.0.1"])
+    def test_literal_loopback_addresses_and_localhost_are_allowed(self, settings, host):
+        assert settings.model_copy(update={"host": host}).listens_on_loopback
+        check_safe(settings.model_copy(update={"host": host}))
+
     def test_apikey_mode_may_listen_anywhere(self, settings):
         check_safe(settings.model_copy(update={"host": "0.0.0.0", "auth_mode": "apikey"}))

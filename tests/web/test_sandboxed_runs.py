@@ -30,7 +30,7 @@ async def docker_client(database_url):
     app = create_app(settings)
     try:
         async with app.router.lifespan_context(app):
-            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t",
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1",
                                          timeout=60) as client:
                 yield client, app
     finally:

@@ -1,5 +1,10 @@
 """/healthz, /readyz, /metrics, /openapi.json, and the error shape for unknown routes."""
 
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
 
 async def test_healthz(client):
     response = await client.get("/healthz")
@@ -44,3 +49,70 @@ async def test_unknown_route_uses_the_error_shape(client):
 async def test_request_id_is_echoed(client):
     response = await client.get("/healthz", headers={"x-request-id": "abc-123"})
     assert response.headers["x-request-id"] == "abc-123"
+
+
+async def test_readyz_names_the_database_kind_never_its_location(client):
+    assert (await client.get("/readyz")).json()["checks"]["database"] == {"ok": True, "kind": "sqlite"}
+
+
+class TestOperatorAccessInApiKeyMode:
+    """In apikey mode /readyz's details and /metrics are for whoever holds the operator key."""
+
+    OPERATOR_KEY = "op-3f6b1c0e9a7d4e2b8c5a"
+
+    @pytest.fixture
+    async def apikey_client(self, settings, monkeypatch) -> AsyncIterator[tuple[httpx.AsyncClient, str]]:
+        from autobots.users import service as user_service
+        from autobots.web import create_app
+
+        monkeypatch.setenv("AUTOBOTS_TEST_OPERATOR_KEY", self.OPERATOR_KEY)
+        application = create_app(settings.model_copy(update={"auth_mode": "apikey",
+                                                             "operator_key_env": "AUTOBOTS_TEST_OPERATOR_KEY"}))
+        async with application.router.lifespan_context(application):
+            async with application.state.services.db.session() as session:
+                user = await user_service.get_or_create(session, name="alice")
+                user_key = await user_service.create_api_key(session, user=user)
+            transport = httpx.ASGITransport(app=application)
+            async with httpx.AsyncClient(transport=transport, base_url="http://autobots.example") as http:
+                yield http, user_key
+
+    @pytest.mark.parametrize("authorization", [None, "Bearer op-wrong", "Bearer user-key", "Basic op"])
+    async def test_without_the_operator_key_readyz_answers_only_its_status(self, apikey_client, authorization):
+        client, user_key = apikey_client
+        headers = {"Authorization": authorization.replace("user-key", user_key)} if authorization else {}
+        response = await client.get("/readyz", headers=headers)
+        assert (response.status_code, response.json()) == (200, {"status": "ready"})
+
+    @pytest.mark.parametrize("authorization", [None, "Bearer op-wrong", "Bearer user-key"])
+    async def test_without_the_operator_key_metrics_is_401(self, apikey_client, authorization):
+        client, user_key = apikey_client
+        headers = {"Authorization": authorization.replace("user-key", user_key)} if authorization else {}
+        response = await client.get("/metrics", headers=headers)
+        assert response.status_code == 401
+        assert response.json() == {"error": {
+            "type": "authentication_error", "code": "operator_key_required", "param": None,
+            "message": "/metrics needs the operator key: send 'Authorization: Bearer <operator key>'"}}
+
+    async def test_the_operator_sees_everything_but_the_database_location(self, apikey_client):
+        client, _ = apikey_client
+        operator = {"Authorization": f"Bearer {self.OPERATOR_KEY}"}
+        body = (await client.get("/readyz", headers=operator)).json()
+        assert body["status"] == "ready" and body["checks"]["database"] == {"ok": True, "kind": "sqlite"}
+        assert body["checks"]["sandbox"]["backend"] == "local"
+        metrics = await client.get("/metrics", headers=operator)
+        assert metrics.status_code == 200 and "autobots_http_requests_total" in metrics.text
+
+    async def test_healthz_stays_open(self, apikey_client):
+        client, _ = apikey_client
+        assert (await client.get("/healthz")).json() == {"status": "ok"}
+
+    async def test_without_an_operator_key_configured_nobody_is_an_operator(self, settings):
+        from autobots.web import create_app
+
+        application = create_app(settings.model_copy(update={"auth_mode": "apikey"}))
+        async with application.router.lifespan_context(application):
+            transport = httpx.ASGITransport(app=application)
+            async with httpx.AsyncClient(transport=transport, base_url="http://autobots.example") as client:
+                headers = {"Authorization": "Bearer "}
+                assert (await client.get("/readyz", headers=headers)).json() == {"status": "ready"}
+                assert (await client.get("/metrics", headers=headers)).status_code == 401

@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from autobots.db.tables import Run
-from autobots.errors import InvalidRequest, NotFound
+from autobots.errors import InvalidRequest
 from autobots.runs import service as run_service
+from autobots.web import run_files
 from autobots.web.auth import CurrentUser
 from autobots.web.deps import DbSession, ServicesDep
+from autobots.web.quotas import OVER_QUOTA, StreamSlot
 from autobots.web.schemas import ErrorBody, RunEventOut, RunOut, event_out, run_out
 from autobots.web.sse import event_stream_response, run_events, wants_event_stream
 from fastapi import APIRouter, Depends, Header, Query
@@ -50,9 +52,9 @@ def _resume_point(starting_after: int | None, last_event_id: str | None) -> int:
 
 
 @router.get("/{run_id}/events", response_model=list[RunEventOut], responses={
-    **NOT_FOUND, 200: {"content": {"text/event-stream": {}, "application/json": {}},
+    **NOT_FOUND, **OVER_QUOTA, 200: {"content": {"text/event-stream": {}, "application/json": {}},
                        "description": "A JSON list, or Server-Sent Events with Accept: text/event-stream"}})
-async def list_run_events(run: RunFromPath, db: DbSession, services: ServicesDep,
+async def list_run_events(run: RunFromPath, stream_slot: StreamSlot, db: DbSession, services: ServicesDep,
                           starting_after: Annotated[int | None, Query(ge=0)] = None,
                           last_event_id: Annotated[str | None, Header(max_length=20)] = None,
                           accept: Annotated[str | None, Header(include_in_schema=False)] = None) -> Any:
@@ -66,17 +68,14 @@ async def list_run_events(run: RunFromPath, db: DbSession, services: ServicesDep
 
 @router.get("/{run_id}/files", responses=NOT_FOUND)
 async def list_run_files(run: RunFromPath, services: ServicesDep) -> dict[str, Any]:
-    """Files the run's code wrote in its sandbox workspace."""
-    files = services.sandbox.list_files(run.id) if services.sandbox is not None else []
-    return {"object": "list", "data": [{"object": "run.file", **f} for f in files], "has_more": False,
-            "first_id": None, "last_id": None}
+    """Files the run's code wrote in its sandbox workspace (`truncated` when the listing's limits cut it)."""
+    return await run_files.list_run_files(services.sandbox, run.id)
 
 
-@router.get("/{run_id}/files/{path:path}", response_class=Response, responses=NOT_FOUND)
+@router.get("/{run_id}/files/{path:path}", response_class=Response, responses={
+    **NOT_FOUND, 200: {"content": {"application/octet-stream": {}}, "description": "The file's bytes"},
+    422: {"model": ErrorBody, "description": "The file is larger than the download limit (`file_too_large`)"}})
 async def download_run_file(run: RunFromPath, path: str, services: ServicesDep) -> Response:
-    """Download one file of the run's workspace."""
-    if services.sandbox is None:
-        raise NotFound(f"no file '{path}' in run '{run.id}'", param="path", code="file_not_found")
-    content = services.sandbox.read_file(run.id, path)
-    return Response(content, media_type="application/octet-stream",
-                    headers={"Content-Disposition": f'attachment; filename="{path.rsplit("/", 1)[-1]}"'})
+    """Download one file of the run's workspace, streamed."""
+    return await run_files.download_run_file(services.sandbox, run.id, path,
+                                             limit=services.settings.max_download_bytes)
