@@ -65,7 +65,7 @@ def verify(client: httpx.Client, sessions: list[str]) -> dict[str, Any]:
         reply = next((m for m in rows if m["role"] == "assistant"), None)
         inner = len(reply["metadata"].get("messages", [])) if reply else 0
         status = reply["metadata"].get("status") if reply else None
-        if roles != ["user", "assistant"] or inner != MESSAGES or status != "completed":
+        if roles != ["user", "assistant"] or inner != MESSAGES or status != "incomplete":  # ended by max_messages
             bad.append({"session": session_id, "roles": roles, "inner": inner, "status": status})
             lost += max(0, 2 - len(rows)) + max(0, MESSAGES - inner)
             incomplete += 1

@@ -107,7 +107,8 @@ class Message(SQLModel, table=True):
 
 class Run(SQLModel, table=True):
     __tablename__ = "run"
-    __table_args__ = (Index("ix_run_session_pk", "session_id", "pk"), Index("ix_run_status", "status"))
+    __table_args__ = (Index("ix_run_session_pk", "session_id", "pk"), Index("ix_run_status", "status"),
+                      Index("ix_run_user_status", "user_id", "status"))
 
     pk: int | None = Field(default=None, primary_key=True)
     id: str = Field(unique=True, index=True, max_length=40)
@@ -122,6 +123,8 @@ class Run(SQLModel, table=True):
     cost: float = 0.0
     error: dict[str, Any] | None = _json_column()
     stop_reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    # Set when a limit stopped the run first (status `incomplete`): max_messages, max_tokens or timeout.
+    incomplete_reason: str | None = Field(default=None, max_length=20)
     sandbox: str | None = Field(default=None, max_length=20)
     owner: str | None = Field(default=None, max_length=100)
     attempt: int = 0

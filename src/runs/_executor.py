@@ -82,7 +82,7 @@ class RunExecution:
 
     async def execute(self) -> None:
         spec = workflow_service.load_spec(self.run.spec)
-        model_configs = workflow_service.resolve_models(spec, self.settings, vault.keys_for(self.run.workflow_id))
+        model_configs = workflow_service.resolve_models(spec, self.settings, vault.secrets_for(self.run.workflow_id))
         ctx = BuildContext(spec=spec, model_configs=model_configs, settings=self.settings, run_id=self.run.id,
                            sandbox=self.sandbox, on_code_execution=self._record_execution,
                            history=self.history)
@@ -130,8 +130,9 @@ class RunExecution:
             timer.cancel()
             await ctx.close()
         assert result is not None
-        await self._finish("completed", meter, error=None, stop_reason=result.stop_reason,
-                           reply=result.reply, summary=result.summary, ctx=ctx)
+        status = "incomplete" if result.incomplete_reason else "completed"
+        await self._finish(status, meter, error=None, stop_reason=result.stop_reason, reply=result.reply,
+                           summary=result.summary, ctx=ctx, incomplete_reason=result.incomplete_reason)
 
     def _checkpoint_due(self, workflow: Any) -> bool:
         """After the first message, then at most every `checkpoint_interval_s`: saving a team's state costs
@@ -186,35 +187,39 @@ class RunExecution:
                                reply=None, summary=None, ctx=ctx)
         else:
             limit = spec_wall_time(ctx.spec.termination, self.settings)
-            await self._finish("completed", meter, error=None, stop_reason=f"wall time limit of {limit:g} s reached",
-                               reply=None, summary=None, ctx=ctx)
+            await self._finish("incomplete", meter, error=None, stop_reason=f"wall time limit of {limit:g} s reached",
+                               reply=None, summary=None, ctx=ctx, incomplete_reason="timeout")
 
     async def _finish(self, status: str, meter: UsageMeter, *, error: dict[str, str] | None, stop_reason: str | None,
-                      reply: str | None, summary: str | None, ctx: BuildContext) -> None:
+                      reply: str | None, summary: str | None, ctx: BuildContext,
+                      incomplete_reason: str | None = None) -> None:
         finished_at = now()
         if reply is None:
             stripped = (strip_termination(e["content"], ctx.spec.termination.text)
                         for e in reversed(self.transcript) if e["source"] != "user")
             reply = next((text for text in stripped if text), "")
         message = None
-        if self.transcript or status == "completed":
+        if self.transcript or status in ("completed", "incomplete"):
             message = Message(
                 id=new_id("msg"), session_id=self.run.session_id, user_id=self.run.user_id, run_id=self.run.id,
                 role="assistant", content=reply, created_at=finished_at,
                 meta={"messages": self.transcript, "summary": summary, "usage": meter.usage(), "cost": meter.cost,
                       "code_executions": self.executions, "stop_reason": stop_reason, "sandbox": ctx.sandbox_used,
                       "sandbox_isolated": ctx.sandbox_used not in ("local",) if ctx.sandbox_used else None,
-                      "started_at": self.started_at, "finished_at": finished_at, "status": status},
+                      "started_at": self.started_at, "finished_at": finished_at, "status": status,
+                      "incomplete_details": {"reason": incomplete_reason} if incomplete_reason else None},
             )
         values: dict[str, Any] = {"status": status, "usage": meter.usage(), "cost": meter.cost, "error": error,
                                   "stop_reason": stop_reason, "finished_at": finished_at,
-                                  "sandbox": ctx.sandbox_used}
+                                  "sandbox": ctx.sandbox_used, "incomplete_reason": incomplete_reason}
         if message is not None:
             values["reply_message_id"] = message.id
         event_data: dict[str, Any] = {"status": status, "stop_reason": stop_reason, "usage": meter.usage(),
                                       "cost": meter.cost}
         if error:
             event_data["error"] = error
+        if incomplete_reason:
+            event_data["incomplete_details"] = {"reason": incomplete_reason}
         if message is not None:
             event_data["reply_message_id"] = message.id
         await self.recorder.emit_many([(f"run.{status}", event_data), ("done", {"status": status})],

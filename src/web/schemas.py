@@ -83,15 +83,21 @@ class RunError(BaseModel):
     message: str
 
 
+class IncompleteDetails(BaseModel):
+    reason: Literal["max_messages", "max_tokens", "timeout", "max_steps"]
+
+
 class RunOut(BaseModel):
     id: str
     object: Literal["run"] = "run"
     session_id: str
     workflow_id: str | None
-    status: Literal["queued", "running", "cancelling", "completed", "failed", "cancelled"]
+    status: Literal["queued", "running", "cancelling", "completed", "incomplete", "failed", "cancelled"]
     usage: Usage
     cost: float
     error: RunError | None
+    incomplete_details: IncompleteDetails | None = Field(
+        None, description="Why a limit stopped the run before the workflow's own end (status `incomplete`)")
     stop_reason: str | None
     attempt: int
     user_message_id: str | None
@@ -163,7 +169,9 @@ def run_out(row: Run) -> dict[str, Any]:
             "usage": {"prompt_tokens": usage.get("prompt_tokens", 0),
                       "completion_tokens": usage.get("completion_tokens", 0),
                       "total_tokens": usage.get("total_tokens", 0)},
-            "cost": row.cost, "error": row.error, "stop_reason": row.stop_reason, "attempt": row.attempt,
+            "cost": row.cost, "error": row.error,
+            "incomplete_details": {"reason": row.incomplete_reason} if row.incomplete_reason else None,
+            "stop_reason": row.stop_reason, "attempt": row.attempt,
             "user_message_id": row.user_message_id, "reply_message_id": row.reply_message_id,
             "created_at": row.created_at, "started_at": row.started_at, "finished_at": row.finished_at}
 

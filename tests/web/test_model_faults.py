@@ -52,10 +52,11 @@ async def test_a_stalled_endpoint_times_out(client, fake_openai):
     assert run["error"] == {"type": "model_timeout", "message": "the model endpoint did not answer in time"}
 
 
-async def test_token_limit_ends_the_run_with_a_stop_reason(client, fake_openai):
+async def test_token_limit_ends_the_run_incomplete_with_a_stop_reason(client, fake_openai):
     fake_openai.terminate_after = None
     spec = openai_spec(fake_openai.base_url, termination={"text": "TERMINATE", "max_messages": 50, "max_tokens": 60})
     session = await create_session(client, spec)
     posted = await send_and_wait(client, session["id"], "hello")
-    assert posted["run"]["status"] == "completed"
+    assert posted["run"]["status"] == "incomplete"
+    assert posted["run"]["incomplete_details"] == {"reason": "max_tokens"}
     assert posted["run"]["stop_reason"].startswith("Token usage limit reached")

@@ -124,11 +124,13 @@ class TestFailingModelEndpoint:
         run = (await send_and_wait(client, session["id"], "hello"))["run"]
         assert run["status"] == "failed" and run["error"]["type"] == "model_connection_error"
 
-    async def test_message_limit_ends_the_run_with_a_stop_reason(self, client, fake_openai):
+    async def test_message_limit_ends_the_run_incomplete_with_a_stop_reason(self, client, fake_openai):
         fake_openai.terminate_after = None
         spec = openai_spec(fake_openai.base_url, termination={"text": "TERMINATE", "max_messages": 3})
         session = await create_session(client, spec)
         posted = await send_and_wait(client, session["id"], "talk forever")
-        assert posted["run"]["status"] == "completed"
+        assert posted["run"]["status"] == "incomplete"
+        assert posted["run"]["incomplete_details"] == {"reason": "max_messages"}
+        assert posted["reply"]["metadata"]["incomplete_details"] == {"reason": "max_messages"}
         assert posted["run"]["stop_reason"].startswith("Maximum number of messages 3 reached")
         assert len(posted["reply"]["metadata"]["messages"]) == 3

@@ -9,7 +9,7 @@ from sqlalchemy.orm import defer
 from sqlmodel import select
 
 ACTIVE_STATUSES = ("queued", "running", "cancelling")
-TERMINAL_STATUSES = ("completed", "failed", "cancelled")
+TERMINAL_STATUSES = ("completed", "incomplete", "failed", "cancelled")
 # What API reads of a run leave out: the spec copy and the team checkpoint are for executors, and are the bulk
 # of a running run's row. Touching them on a row loaded this way raises instead of loading them.
 PUBLIC_ONLY = (defer(Run.spec, raiseload=True), defer(Run.checkpoint, raiseload=True))  # type: ignore[arg-type]
@@ -38,6 +38,12 @@ class RunRepository(Repository[Run]):
             .order_by(Run.pk)  # type: ignore[arg-type]
         )
         return list((await self.session.exec(statement)).all())
+
+    async def count_active_for_user(self, user_id: str) -> int:
+        """The user's queued, running and cancelling runs."""
+        statement = select(func.count()).select_from(Run).where(
+            Run.user_id == user_id, Run.status.in_(ACTIVE_STATUSES))  # type: ignore[attr-defined]
+        return int((await self.session.exec(statement)).one())
 
     async def with_status(self, statuses: tuple[str, ...]) -> list[Run]:
         statement = select(Run).where(Run.status.in_(statuses)).order_by(Run.pk)  # type: ignore[attr-defined,arg-type]

@@ -154,7 +154,7 @@ def print_event(event: SseEvent) -> None:
         print(f"[{event.seq}] code.execution by {data.get('agent')} (exit code {data.get('exit_code')}):")
         print(_indent(str(data.get("code", "")).rstrip()))
         print(_indent("output: " + str(data.get("output", "")).rstrip()))
-    elif event.type in {"run.completed", "run.failed", "run.cancelled"}:
+    elif event.type in {"run.completed", "run.incomplete", "run.failed", "run.cancelled"}:
         detail = data.get("stop_reason") or data.get("error") or ""
         print(f"[{event.seq}] {event.type} usage={data.get('usage')} cost={data.get('cost')} {detail}")
     else:

@@ -22,6 +22,8 @@ class WorkflowResult:
     stop_reason: str | None = None
     reply: str = ""
     summary: str | None = None
+    # A limit stopped the workflow before its own end: the run ends `incomplete` (API.md "Runs").
+    incomplete_reason: str | None = None
 
 
 def strip_termination(text: str, termination_text: str | None) -> str:
@@ -59,7 +61,8 @@ async def summarize(ctx: BuildContext, messages: Sequence[BaseAgentEvent | BaseC
 
 
 async def finish(ctx: BuildContext, messages: list[BaseAgentEvent | BaseChatMessage],
-                 stop_reason: str | None, *, summary_model: str | None) -> WorkflowResult:
+                 stop_reason: str | None, *, summary_model: str | None,
+                 incomplete_reason: str | None = None) -> WorkflowResult:
     reply = last_reply(messages, ctx.spec.termination.text)
     method = ctx.spec.summary_method
     if method == "none":
@@ -68,4 +71,5 @@ async def finish(ctx: BuildContext, messages: list[BaseAgentEvent | BaseChatMess
         summary = await summarize(ctx, messages, model_name=summary_model)
     else:
         summary = reply
-    return WorkflowResult(messages=messages, stop_reason=stop_reason, reply=reply, summary=summary)
+    return WorkflowResult(messages=messages, stop_reason=stop_reason, reply=reply, summary=summary,
+                          incomplete_reason=incomplete_reason)

@@ -7,14 +7,13 @@ from typing import Any
 
 from autobots.workflows.builders._context import BuildContext
 from autobots.workflows.builders._result import WorkflowResult, finish, last_reply, summarize
-from autobots.workflows.builders._termination import build_termination
+from autobots.workflows.builders._termination import build_termination, limit_reached
 from autogen_agentchat.base import ChatAgent, TaskResult
 from autogen_agentchat.messages import BaseAgentEvent, BaseChatMessage, TextMessage
 from autogen_agentchat.teams import RoundRobinGroupChat
 from autogen_core import CancellationToken
 
 StreamItem = BaseAgentEvent | BaseChatMessage | WorkflowResult
-_STOPS_WORKFLOW = ("timeout", "token", "Timeout", "Token")
 
 
 def step_task(task: Sequence[BaseChatMessage], carried: list[tuple[str, str]]) -> list[BaseChatMessage]:
@@ -48,6 +47,7 @@ class SequentialWorkflow:
         carried: list[tuple[str, str]] = []
         messages: list[BaseAgentEvent | BaseChatMessage] = []
         stop_reason: str | None = None
+        stopped_by: str | None = None
         for step in spec.steps:
             step_messages: list[BaseAgentEvent | BaseChatMessage] = []
             inputs = step_task(task, carried)
@@ -61,10 +61,12 @@ class SequentialWorkflow:
             carried_text = await self._carry_over(step, step_messages)
             if carried_text:
                 carried.append((step, carried_text))
-            if stop_reason and stop_reason.startswith(_STOPS_WORKFLOW):
+            # A step ends by its message limit (or its text); a run-wide limit (tokens, time) ends the workflow.
+            stopped_by = limit_reached(stop_reason, message_limit_ends_step=True)
+            if stopped_by is not None:
                 break
         summary_model = spec.model_for(spec.agent(spec.steps[-1]))  # type: ignore[arg-type]
-        yield await finish(self.ctx, messages, stop_reason, summary_model=summary_model)
+        yield await finish(self.ctx, messages, stop_reason, summary_model=summary_model, incomplete_reason=stopped_by)
 
     async def _run_step(self, step: str, inputs: list[BaseChatMessage], token: CancellationToken):  # type: ignore[no-untyped-def]
         spec = self.ctx.spec

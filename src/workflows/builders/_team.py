@@ -8,7 +8,7 @@ from typing import Any
 from autobots.models.schemas import Persona
 from autobots.workflows.builders._context import BuildContext
 from autobots.workflows.builders._result import WorkflowResult, finish
-from autobots.workflows.builders._termination import build_termination
+from autobots.workflows.builders._termination import build_termination, limit_reached
 from autobots.workflows.schemas import GroupChatSpec
 from autogen_agentchat.base import ChatAgent, TaskResult, Team
 from autogen_agentchat.messages import BaseAgentEvent, BaseChatMessage
@@ -93,4 +93,5 @@ class TeamWorkflow:
                 continue
             messages.append(item)
             yield item
-        yield await finish(self.ctx, messages, stop_reason, summary_model=summary_model_of(self.ctx))
+        yield await finish(self.ctx, messages, stop_reason, summary_model=summary_model_of(self.ctx),
+                           incomplete_reason=limit_reached(stop_reason))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 from autobots.config import Settings
 from autobots.workflows.schemas import TerminationSpec
@@ -72,6 +73,28 @@ def build_termination(
     if timeout is not None:
         condition = condition | TimeoutTermination(timeout)
     return condition
+
+
+IncompleteReason = Literal["max_messages", "max_tokens", "timeout"]
+# How AutoGen's conditions (and ours) word their stop messages; a combined condition joins them with "; ".
+_LIMIT_WORDING: tuple[tuple[str, IncompleteReason], ...] = (
+    ("Maximum number of messages", "max_messages"), ("Token usage limit", "max_tokens"), ("Timeout of", "timeout"))
+
+
+def limit_reached(stop_reason: str | None, *, message_limit_ends_step: bool = False) -> IncompleteReason | None:
+    """The limit that stopped a team before its own end (the termination text), or None when it ended itself.
+
+    Args:
+        stop_reason: The team's stop reason.
+        message_limit_ends_step: The message limit is how the team ends normally (a sequential step without a
+            sender says one message), so only the run-wide limits (tokens, time) count as stopping it early.
+    """
+    if not stop_reason or "mentioned" in stop_reason:
+        return None
+    for wording, reason in _LIMIT_WORDING:
+        if wording in stop_reason and not (message_limit_ends_step and reason == "max_messages"):
+            return reason
+    return None
 
 
 def wall_time_limit(spec: TerminationSpec, settings: Settings) -> float:
