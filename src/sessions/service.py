@@ -175,8 +175,12 @@ async def clear_messages(session: AsyncSession, *, row: ChatSession) -> int:
     return await MessageRepository(session).clear_session(row.id)
 
 
+async def get_message(session: AsyncSession, *, user_id: str, message_id: str) -> Message | None:
+    return await MessageRepository(session).get_owned(message_id, user_id)
+
+
 async def get_message_or_raise(session: AsyncSession, *, user_id: str, message_id: str) -> Message:
-    message = await MessageRepository(session).get_owned(message_id, user_id)
+    message = await get_message(session, user_id=user_id, message_id=message_id)
     if message is None:
         raise MessageNotFound(f"no message with id '{message_id}'", param="message_id")
     return message

@@ -24,15 +24,18 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, Union
 
 from autobots.errors import InvalidWorkflowSpec
+from autobots.models.access import DEFAULT_ENDPOINT
 from autobots.models.schemas import ModelConfig
 from autobots.workflows.validation import format_location
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, SecretStr, Tag, ValidationError, field_validator
 
-OBJECT_TAG, VALUE_TAG = "<object>", "<value>"
+OBJECT_TAG, LIST_TAG, VALUE_TAG = "<object>", "<list>", "<value>"
 MAX_MESSAGES = (1, 1000)
 
 
 def _shape(value: Any) -> str:
+    if isinstance(value, list):
+        return LIST_TAG
     return OBJECT_TAG if isinstance(value, dict | BaseModel) else VALUE_TAG
 
 
@@ -62,6 +65,14 @@ class SeedLLMConfig(_Seed):
     temperature: float | None = None
 
 
+def _unwrap_links(value: Any) -> Any:
+    """Agents may come wrapped as `{"agent": {...}, "link": ...}`, like the workflow's own list, or plain."""
+    if isinstance(value, list):
+        return [item["agent"] if isinstance(item, dict) and "agent" in item and "type" not in item else item
+                for item in value]
+    return value
+
+
 class SeedAgentConfig(_Seed):
     name: str | None = Field(None, max_length=200)
     llm_config: _object_or(SeedLLMConfig, bool) | None = None  # type: ignore[valid-type]
@@ -70,6 +81,9 @@ class SeedAgentConfig(_Seed):
     max_consecutive_auto_reply: int | None = None
     human_input_mode: str | None = None
     description: str | None = None
+    agents: list[SeedAgent] | None = Field(None, max_length=50, description="A groupchat's members")
+
+    _members = field_validator("agents", mode="before")(_unwrap_links)
 
 
 class SeedGroupChatConfig(_Seed):
@@ -89,14 +103,7 @@ class SeedAgent(_Seed):
     agents: list[SeedAgent] | None = Field(None, max_length=50)
     groupchat_config: SeedGroupChatConfig | None = None
 
-    @field_validator("agents", mode="before")
-    @classmethod
-    def _unwrap_links(cls, value: Any) -> Any:
-        """Members may come wrapped as `{"agent": {...}, "link": ...}`, like the workflow's own list."""
-        if isinstance(value, list):
-            return [item["agent"] if isinstance(item, dict) and "agent" in item and "type" not in item else item
-                    for item in value]
-        return value
+    _members = field_validator("agents", mode="before")(_unwrap_links)
 
 
 class SeedLink(_Seed):
@@ -109,6 +116,11 @@ class SeedAgentLink(_Seed):
 
 
 AgentRef = _object_or(SeedAgent, str)
+# The seed data model's `Union[AgentFlowSpec, List[AgentFlowSpec]]` (every seed client sends a list), or a name.
+ReceiverRef = Annotated[Union[Annotated[SeedAgent, Tag(OBJECT_TAG)],  # noqa: UP007
+                              Annotated[list[AgentRef], Tag(LIST_TAG)],  # type: ignore[valid-type]
+                              Annotated[str, Tag(VALUE_TAG)]],
+                        Discriminator(_shape)]
 
 
 class AgentWorkFlowConfig(_Seed):
@@ -118,14 +130,14 @@ class AgentWorkFlowConfig(_Seed):
     description: str | None = None
     type: Literal["autonomous", "sequential", "default", "twoagents", "groupchat"] = "autonomous"
     sender: AgentRef | None = None  # type: ignore[valid-type]
-    receiver: AgentRef | None = None  # type: ignore[valid-type]
+    receiver: ReceiverRef | None = None
     agents: list[SeedAgentLink] | None = Field(None, max_length=50)
     summary_method: str | None = None
 
 
 def error_path(location: Any, *, at: str = "") -> str:
     """A pydantic error location as a dotted path, without union tags: ('agents', 0, 'x') -> 'agents[0].x'."""
-    parts = [part for part in location if not (isinstance(part, str) and part in (OBJECT_TAG, VALUE_TAG))]
+    parts = [part for part in location if not (isinstance(part, str) and part in (OBJECT_TAG, LIST_TAG, VALUE_TAG))]
     path = format_location(parts)
     if not at:
         return path
@@ -218,17 +230,19 @@ class _Translator:
             if link.link is not None and link.link.agent_type:
                 roles.append((link.link.agent_type, name))
         sender = self.reference(config.sender, f"{self.at}.sender")
-        receiver = self.reference(config.receiver, f"{self.at}.receiver")
+        named = self.receivers(config.receiver)
         sender = sender or next((name for role, name in roles if role == "sender"), None)
-        receivers = list(dict.fromkeys(name for role, name in roles if role == "receiver"))
+        receivers = named or list(dict.fromkeys(name for role, name in roles if role == "receiver"))
         kind = "sequential" if config.type == "sequential" else "autonomous"
         spec: dict[str, Any] = {"name": config.name, "type": kind, "agents": self.agents}
         if config.type == "sequential":
-            steps = receivers or ([receiver] if receiver else [])
-            self.check_steps(steps)
-            spec["steps"] = steps
+            self.check_steps(receivers)
+            spec["steps"] = receivers
         else:
-            spec["receiver"] = receiver or (receivers[0] if receivers else None)
+            spec["receiver"] = receivers[0] if receivers else None
+            if len(receivers) > 1:
+                self.notes.append(f"{config.type} flow: only the first receiver ({receivers[0]}) answers; "
+                                  f"{', '.join(receivers[1:])} unused")
         spec["sender"] = sender
         if sender is None and self.groupchat is not None and spec.get("receiver") == self.groupchat["name"]:
             spec.update(type="groupchat", receiver=None)  # a groupchat on its own: no sender to talk to it
@@ -248,6 +262,13 @@ class _Translator:
 
     # -- agents ----------------------------------------------------------------------------------------------
 
+    def receivers(self, ref: SeedAgent | list[SeedAgent | str] | str | None) -> list[str]:
+        """The receiver's agent names, in order: one agent or name, or a list of them."""
+        at = f"{self.at}.receiver"
+        refs = [(item, f"{at}[{k}]") for k, item in enumerate(ref)] if isinstance(ref, list) else [(ref, at)]
+        names = [self.reference(item, path) for item, path in refs]
+        return list(dict.fromkeys(name for name in names if name))
+
     def reference(self, ref: SeedAgent | str | None, path: str) -> str | None:
         if ref is None:
             return None
@@ -260,6 +281,7 @@ class _Translator:
         if not raw or not raw.strip():
             raise InvalidWorkflowSpec([{"path": f"{path}.config.name", "message": "an agent needs a name"}])
         if raw in self.by_raw:
+            self.note_redefinition(self.by_raw[raw], agent, path)
             return self.by_raw[raw]
         if agent.type == "groupchat" and member_of is not None:
             raise InvalidWorkflowSpec([{"path": path, "message": "a groupchat cannot be a member of a groupchat"}])
@@ -272,6 +294,19 @@ class _Translator:
         else:
             self.add_agent(agent, name, path)
         return name
+
+    def note_redefinition(self, name: str, agent: SeedAgent, path: str) -> None:
+        """Say which config an agent defined twice runs with: the first one registered, which is the linked
+        `agents` entry's when there is one (as the seed backend did)."""
+        first = self.seeds.get(name)
+        if first is None:
+            return
+        differing = sorted(key for key in ("system_message", "llm_config", "code_execution_config",
+                                           "max_consecutive_auto_reply", "description")
+                           if getattr(first.config, key) != getattr(agent.config, key))
+        if differing:
+            self.notes.append(f"agent {name}: {path} differs from {self.paths[name]} in {', '.join(differing)}; "
+                              f"the config of {self.paths[name]} was used")
 
     def unique(self, name: str) -> str:
         candidate, counter = name, 2
@@ -310,8 +345,11 @@ class _Translator:
         if self.groupchat is not None:
             raise InvalidWorkflowSpec([{"path": path, "message": "only one groupchat agent is supported"}])
         group_config = agent.groupchat_config or SeedGroupChatConfig()
-        members_at = f"{path}.agents" if agent.agents else f"{path}.groupchat_config.agents"
-        members = agent.agents if agent.agents else group_config.agents
+        members_at, members = next(
+            ((at, found) for at, found in ((f"{path}.agents", agent.agents),
+                                           (f"{path}.config.agents", agent.config.agents),
+                                           (f"{path}.groupchat_config.agents", group_config.agents)) if found),
+            (f"{path}.config.agents", []))
         self.groupchat = {"name": name, "agents": []}
         self.group_seed = agent
         self.origins.update({"groupchat": path, "groupchat.name": f"{path}.config.name",
@@ -350,7 +388,8 @@ class _Translator:
         if not entries:
             entry = self.server_default(temperature)
             if agent:
-                self.notes.append(f"agent {agent}: no llm_config model: using server default {entry['model']}")
+                self.notes.append(f"agent {agent}: no llm_config model: "
+                                  f"using server default {self.default_model.model}")
         else:
             first = entries[0]
             key = first.api_key.get_secret_value() if first.api_key else None
@@ -360,7 +399,7 @@ class _Translator:
             if not key and not base_url and not self.openai_key_available:
                 entry = self.server_default(temperature)
                 self.notes.append(f"model {first.model} unavailable (no API key): "
-                                  f"using server default {entry['model']}")
+                                  f"using server default {self.default_model.model}")
             else:
                 entry = {"provider": "openai", "model": first.model, "base_url": base_url, "api_key": key,
                          "temperature": temperature}
@@ -368,7 +407,8 @@ class _Translator:
         fingerprint = json.dumps(entry, sort_keys=True)
         if fingerprint in self.model_by_fingerprint:
             return self.model_by_fingerprint[fingerprint]
-        name = "default" if not self.models else self.unique_model(sanitize_name(str(entry["model"])))
+        label = entry.get("model") or self.default_model.model or "default"
+        name = "default" if not self.models else self.unique_model(sanitize_name(str(label)))
         self.models[name], self.model_by_fingerprint[fingerprint] = entry, name
         self.origins[f"models.{name}"] = f"{path}.config_list[0]" if entries else path
         self.origins[f"models.{name}.temperature"] = f"{path}.temperature"
@@ -381,8 +421,10 @@ class _Translator:
         return candidate
 
     def server_default(self, temperature: float | None) -> dict[str, Any]:
-        entry = self.default_model.model_dump(mode="json", exclude_none=True, exclude={"api_key"})
-        if temperature is not None and not entry.get("provider") == "scripted":
+        """A reference to the server's default model: an operator entry, so it keeps the operator's key and
+        address whatever the auth mode."""
+        entry: dict[str, Any] = {"endpoint": DEFAULT_ENDPOINT}
+        if temperature is not None and self.default_model.provider != "scripted":
             entry["temperature"] = temperature
         return entry
 

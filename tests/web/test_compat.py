@@ -248,15 +248,27 @@ class TestDeleteAndClear:
         assert response.status_code == 200
         assert [m["id"] for m in response.json()["data"]] == [messages[1]["id"]]
 
-    async def test_delete_unknown_or_foreign_message(self, client: httpx.AsyncClient) -> None:
+    async def test_delete_of_a_foreign_message_deletes_nothing_and_answers_200(self, client: httpx.AsyncClient):
         await post_message(client, message_body())
         params = {"user_id": "user@example.com", "session_id": "seed-session-1"}
         msg_id = (await client.get("/api/messages", params=params)).json()["data"][0]["id"]
         response = await client.post("/api/messages/delete", json={"user_id": "mallory", "msg_id": msg_id})
-        assert response.status_code == 404
-        assert response.json() == {"status": False, "message": f"no message with id '{msg_id}'",
-                                   "data": {"type": "not_found_error", "code": "message_not_found",
-                                            "param": "message_id"}}
+        assert response.status_code == 200
+        assert response.json() == {"status": True, "message": "no such message: nothing deleted", "data": []}
+        assert len((await client.get("/api/messages", params=params)).json()["data"]) == 2
+
+    async def test_delete_of_an_unknown_message_answers_what_remains(self, client: httpx.AsyncClient) -> None:
+        await post_message(client, message_body())
+        params = {"user_id": "user@example.com", "session_id": "seed-session-1"}
+        response = await client.post("/api/messages/delete", json={**params, "msg_id": "msg_nope"})
+        assert response.status_code == 200
+        body = response.json()
+        assert body["status"] is True and len(body["data"]) == 2
+
+    async def test_clearing_a_session_that_does_not_exist_yet_answers_200(self, client: httpx.AsyncClient) -> None:
+        response = await client.post("/api/cleardb", json={"user_id": "hannahsun", "session_id": "firsttest"})
+        assert response.status_code == 200
+        assert response.json() == {"status": True, "message": "no such session: nothing to clear", "data": []}
 
     async def test_clear(self, client: httpx.AsyncClient) -> None:
         await post_message(client, message_body())

@@ -60,7 +60,7 @@ class TestAutonomous:
                           "sender": userproxy(), "receiver": assistant()})
         assert spec["type"] == "autonomous"
         assert spec["sender"] == "user_proxy" and spec["receiver"] == "primary_assistant"
-        assert spec["models"] == {"default": {"provider": "scripted", "model": "scripted"}}
+        assert spec["models"] == {"default": {"endpoint": "default"}}  # the server default, an operator entry
         proxy, helper = spec["agents"]
         assert proxy["kind"] == "userproxy" and proxy["code_execution"] == {}
         assert helper["model"] == "default" and helper["system_message"] == CODER_PROMPT

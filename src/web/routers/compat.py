@@ -30,6 +30,7 @@ from autobots.users import service as user_service
 from autobots.web import admission
 from autobots.web.auth import CurrentUser
 from autobots.web.deps import DbSession, Services, ServicesDep
+from autobots.web.errors import body_parse_error
 from autobots.web.schemas import GalleryItemOut, MessageOut, PostedMessage, gallery_out, message_out, run_out
 from autobots.workflows import seed
 from autobots.workflows import service as workflow_service
@@ -74,12 +75,18 @@ class SeedRoute(APIRoute):
             except AutobotsError as exc:
                 await _rollback(request)
                 extra = {"errors": exc.errors} if isinstance(exc, InvalidWorkflowSpec) else {}
-                return _seed_error(exc.status, exc.message, type=exc.type, code=exc.code, param=exc.param, **extra)
+                response = _seed_error(exc.status, exc.message, type=exc.type, code=exc.code, param=exc.param, **extra)
+                response.headers.update(getattr(exc, "headers", None) or {})  # a quota's retry-after
+                return response
             except RequestValidationError as exc:
                 await _rollback(request)
                 return _validation_error(exc)
             except HTTPException as exc:
                 await _rollback(request)
+                parse_error = body_parse_error(exc)
+                if parse_error is not None:
+                    return _seed_error(parse_error.status, parse_error.message, type=parse_error.type,
+                                       code=parse_error.code, param=None)
                 return _seed_error(exc.status_code, str(exc.detail), type="invalid_request_error", code=None,
                                    param=None)
 
@@ -267,7 +274,7 @@ async def store_flow(db: AsyncSession, *, user_id: str, flow: AgentWorkFlowConfi
         return None
     translation = seed.to_workflow(flow, default_model=models.resolve_default_model(services.settings),
                                    openai_key_available=read_secret_env("OPENAI_API_KEY") is not None, at=at)
-    spec, errors = workflow_service.check(translation.spec, services.sandbox_view())
+    spec, errors = await workflow_service.check(translation.spec, services.spec_rules())
     if spec is None:
         raise InvalidWorkflowSpec(translation.seed_errors(errors))
     chat = await session_service.get_by_reference(db, user_id=user_id, reference=session_id) if session_id else None
@@ -298,7 +305,7 @@ def reply_envelope(message: Message, run: Any, reply: Message | None) -> dict[st
     posted = {"message": message_out(message), "run": run_out(run), "reply": message_out(reply) if reply else None}
     totals = {"usage": posted["run"]["usage"], "cost": run.cost, "start_time": iso(run.started_at),
               "end_time": iso(run.finished_at), "run_id": run.id, "session_id": run.session_id}
-    if run.status == "completed" and reply is not None:
+    if run.status in ("completed", "incomplete") and reply is not None:  # incomplete: the partial reply
         return {"status": True, "message": reply.content, "metadata": {**posted["reply"], **totals}, "data": posted}
     error = run.error or {"type": run.status, "message": run.stop_reason or f"the run ended {run.status}"}
     return {"status": False, "message": f"{error['type']}: {error['message']}",
@@ -338,12 +345,15 @@ async def list_messages(caller: CurrentUser, db: SeedDb, services: ServicesDep,
 @router.post("/messages/delete", response_model=SeedMessages)
 async def delete_message(body: SeedDeleteMessageRequest, caller: CurrentUser, db: SeedDb,
                          services: ServicesDep) -> Any:
-    """Delete one of the user's messages; answers with the rest of its session."""
+    """Delete one of the user's messages; answers with what remains of its session. Idempotent, as the seed
+    backend was: a message that is not there (or not in that session) is already deleted."""
     user = await acting_user(db, caller, body.user_id, services)
-    message = await session_service.get_message_or_raise(db, user_id=user.id, message_id=body.msg_id)
-    chat = await session_or_raise(db, user_id=user.id, session_id=body.session_id) if body.session_id else None
-    if chat is not None and chat.id != message.session_id:
-        raise session_service.MessageNotFound(f"no message with id '{body.msg_id}' in that session", param="msg_id")
+    message = await session_service.get_message(db, user_id=user.id, message_id=body.msg_id)
+    chat = await session_service.get_by_reference(db, user_id=user.id, reference=body.session_id) \
+        if body.session_id else None
+    if message is None or (chat is not None and chat.id != message.session_id):
+        remaining = await message_listing(db, session_id=chat.id) if chat is not None else []
+        return {"status": True, "message": "no such message: nothing deleted", "data": remaining}
     await session_service.delete_message(db, message=message)
     return {"status": True, "message": "message deleted",
             "data": await message_listing(db, session_id=message.session_id)}
@@ -396,8 +406,11 @@ async def get_gallery(caller: CurrentUser, db: SeedDb,
 
 @router.post("/cleardb", response_model=SeedMessages)
 async def clear_session(body: SeedClearRequest, caller: CurrentUser, db: SeedDb, services: ServicesDep) -> Any:
-    """Clear the session's messages."""
+    """Clear the session's messages. Idempotent, as the seed backend was (its clients start by clearing a
+    session that does not exist yet): a session that is not there has nothing to clear."""
     user = await acting_user(db, caller, body.user_id, services)
-    chat = await session_or_raise(db, user_id=user.id, session_id=body.session_id)
+    chat = await session_service.get_by_reference(db, user_id=user.id, reference=body.session_id)
+    if chat is None:
+        return {"status": True, "message": "no such session: nothing to clear", "data": []}
     await session_service.clear_messages(db, row=chat)
     return {"status": True, "message": "messages cleared", "data": []}
