@@ -3,8 +3,8 @@
 #   - As root on Debian, the sandbox is set up for real first (docker.io, bubblewrap, dockerd, image);
 #     elsewhere the Docker/bubblewrap tests skip with a reason unless AUTOBOTS_REQUIRE_DOCKER=1 / _BWRAP=1.
 #   - The suite runs on SQLite; then, when a PostgreSQL server answers at AUTOBOTS_TEST_POSTGRES_URL
-#     (default postgresql://postgres@127.0.0.1:5432/test), again on PostgreSQL (the sandbox tests,
-#     which touch no database, run once).
+#     (default postgresql://postgres@127.0.0.1:5432/test), again on PostgreSQL (the sandbox tests and the
+#     container image test, which touch no database of this machine, run once).
 # Arguments are passed to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -38,7 +38,7 @@ except Exception:
 PY
 then
     echo "== test suite on PostgreSQL ($pg_url) =="
-    AUTOBOTS_DATABASE_URL="$pg_url" run_pytest -q --ignore=tests/sandbox "$@"
+    AUTOBOTS_DATABASE_URL="$pg_url" run_pytest -q --ignore=tests/sandbox --ignore=tests/e2e/test_image.py "$@"
 else
     echo "== no PostgreSQL at $pg_url: the PostgreSQL pass is skipped =="
 fi

@@ -1,4 +1,4 @@
-"""Command line: serve, migrate, users add, sandbox build, run."""
+"""Command line: serve, migrate, users add, sandbox build, image build, run."""
 
 from __future__ import annotations
 
@@ -79,6 +79,19 @@ def _sandbox_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _image_build(args: argparse.Namespace) -> int:
+    from autobots.errors import AutobotsError
+    from autobots.image import build_service_image
+
+    try:
+        tag = build_service_image(rebuild_base=args.rebuild_base)
+    except AutobotsError as exc:
+        print(f"autobots: {exc.message}", file=sys.stderr)
+        return 1
+    print(tag)
+    return 0
+
+
 def _worker(args: argparse.Namespace) -> int:
     from autobots.runs.workers import run_worker
 
@@ -102,6 +115,11 @@ def build_parser() -> argparse.ArgumentParser:
     build = sandbox.add_parser("build", help="build the sandbox image (offline when no registry answers)")
     build.add_argument("--force", action="store_true")
     build.set_defaults(handler=_sandbox_build)
+    image = commands.add_parser("image", help="the service's container image").add_subparsers(dest="image_command",
+                                                                                              required=True)
+    image_build = image.add_parser("build", help="build autobots:VERSION from the Dockerfile, offline")
+    image_build.add_argument("--rebuild-base", action="store_true", help="debootstrap the base image again")
+    image_build.set_defaults(handler=_image_build)
     worker = commands.add_parser("worker", help=argparse.SUPPRESS)  # started by `serve`, never by hand
     worker.add_argument("--fd", type=int, required=True)
     worker.set_defaults(handler=_worker)
