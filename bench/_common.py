@@ -1,11 +1,12 @@
-"""Shared pieces of the benchmarks: processes, /proc accounting, the workflow under test, statistics."""
+"""Shared pieces of the benchmarks: processes, /proc accounting, the workflow under test, statistics.
+
+The fake model server, the server launcher and the spec factory are the tests' own (`tests/support/`).
+"""
 
 from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -18,14 +19,15 @@ from typing import Any
 
 import httpx
 
+from tests.support import servers
+
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
-FAKE_SERVER = ROOT / "tests" / "support" / "openai_server.py"
 MODEL = "gpt-4o-mini"
 TASK = "Count from one to three and explain each step briefly."
 START_TIMEOUT_S = 90.0
+STOP_TIMEOUT_S = 20.0
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-_INHERITED_PREFIXES = ("AUTOBOTS_", "OPENAI_", "AZURE_OPENAI_", "ANTHROPIC_")
 
 
 # -- /proc accounting -------------------------------------------------------------------------------------------
@@ -95,56 +97,10 @@ def self_cpu_s() -> float:
 
 # -- processes ------------------------------------------------------------------------------------------------------
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def clean_env(**overrides: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(_INHERITED_PREFIXES)}
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    env.update(overrides)
-    return env
-
-
-class FakeModel:
-    """tests/support/openai_server.py in its own process (never terminates a conversation itself)."""
-
-    def __init__(self, *, latency_ms: float, log: Path) -> None:
-        self.latency_ms = latency_ms
-        self.log = log
-        self.proc: subprocess.Popen[str] | None = None
-        self.base_url = ""
-
-    def __enter__(self) -> FakeModel:
-        self.log.parent.mkdir(parents=True, exist_ok=True)
-        errlog = self.log.open("w")
-        self.proc = subprocess.Popen(
-            [sys.executable, str(FAKE_SERVER), "--port", "0", "--latency-ms", str(self.latency_ms),
-             "--terminate-after", "0"],
-            stdout=subprocess.PIPE, stderr=errlog, text=True, env=clean_env(), cwd=ROOT)
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        if not line.startswith("READY "):
-            self.proc.kill()
-            raise RuntimeError(f"the fake OpenAI server did not start: {line!r}")
-        self.base_url = line.split()[1]
-        return self
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def __exit__(self, *exc: object) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+    """A helper process's environment: no inherited settings or model keys, this repository importable."""
+    return servers.clean_env(**{"PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+                                **overrides})
 
 
 @dataclass
@@ -153,27 +109,26 @@ class Server:
 
     workdir: Path
     overrides: dict[str, str] = field(default_factory=dict)
-    port: int = 0
-    proc: subprocess.Popen[bytes] | None = None
+    process: servers.ServerProcess | None = None
+
+    @property
+    def started(self) -> servers.ServerProcess:
+        assert self.process is not None, "the server is not started"
+        return self.process
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return self.started.base_url
 
     @property
     def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    @property
-    def log_path(self) -> Path:
-        return self.workdir / "server.log"
+        return self.started.pid
 
     @property
     def database_path(self) -> Path:
         return self.workdir / "autobots.sqlite"
 
-    def env(self) -> dict[str, str]:
+    def env(self, port: int) -> dict[str, str]:
         return clean_env(**{
             "AUTOBOTS_DATABASE_URL": f"sqlite:///{self.database_path}",
             "AUTOBOTS_AUTH_MODE": "local",
@@ -181,7 +136,7 @@ class Server:
             "AUTOBOTS_SANDBOX_POOL_SIZE": "0",
             "AUTOBOTS_SANDBOX_WORKSPACE_ROOT": str(self.workdir / "workspaces"),
             "AUTOBOTS_CONFIG": str(self.workdir / "config.json"),  # absent: env vars and defaults only
-            "AUTOBOTS_PORT": str(self.port),
+            "AUTOBOTS_PORT": str(port),
             # One local user drives every load here: the per-user quotas would cap the load, not measure the service.
             "AUTOBOTS_MAX_ACTIVE_RUNS_PER_USER": "0",
             "AUTOBOTS_MAX_STREAMS_PER_USER": "0",
@@ -195,23 +150,11 @@ class Server:
         # A workdir left by an earlier bench run keeps its database: every server starts on an empty one.
         for suffix in ("", "-wal", "-shm", "-journal"):
             self.database_path.with_name(self.database_path.name + suffix).unlink(missing_ok=True)
-        self.port = free_port()
-        with self.log_path.open("wb") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "autobots", "serve"], cwd=self.workdir,
-                                         env=self.env(), stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited during startup:\n{self.log_path.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{self.base_url}/healthz", timeout=1).status_code == 200:
-                    self._first_request()
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        self.__exit__()
-        raise RuntimeError(f"server did not start in {START_TIMEOUT_S} s")
+        port = servers.free_port()
+        self.process = servers.wait_ready(servers.start_server(self.workdir, self.env(port), port=port),
+                                          timeout_s=START_TIMEOUT_S)
+        self._first_request()
+        return self
 
     def _first_request(self) -> None:
         """Create the local user before any measured request.
@@ -225,33 +168,11 @@ class Server:
             time.sleep(0.2)
 
     def __exit__(self, *exc: object) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        if self.process is not None:
+            self.process.stop(timeout_s=STOP_TIMEOUT_S)
 
 
 # -- the workflow under test ------------------------------------------------------------------------------------------
-
-def workflow_spec(base_url: str, max_messages: int, name: str = "bench") -> dict[str, Any]:
-    """Two assistants in round robin, ended only by `max_messages` (no termination text)."""
-    return {
-        "name": name,
-        "type": "autonomous",
-        "models": {"default": {"provider": "openai", "model": MODEL, "base_url": base_url}},
-        "agents": [
-            {"name": "alice", "kind": "assistant", "model": "default"},
-            {"name": "bob", "kind": "assistant", "model": "default"},
-        ],
-        "sender": "alice",
-        "receiver": "bob",
-        "termination": {"text": None, "max_messages": max_messages},
-        "summary_method": "last",
-    }
-
 
 def create_workflow(client: httpx.Client, spec: dict[str, Any]) -> str:
     response = client.post("/api/v1/workflows", json=spec)

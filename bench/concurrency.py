@@ -16,7 +16,6 @@ import httpx
 
 from bench._common import (
     ROOT,
-    FakeModel,
     Server,
     clean_env,
     create_sessions,
@@ -29,8 +28,9 @@ from bench._common import (
     tree_cpu_s,
     tree_pids,
     tree_rss_mb,
-    workflow_spec,
 )
+from tests.support.openai_server import FakeOpenAIProcess
+from tests.support.specs import two_assistants_spec
 
 MESSAGES = 5
 LATENCY_MS = 200
@@ -77,7 +77,7 @@ def service_load(server: Server, model_url: str, count: int, out: Path, quick: b
     result: dict[str, Any] = {}
     result["rss_idle_start_mb"] = tree_rss_mb(server.pid)
     with httpx.Client(base_url=server.base_url, timeout=60) as client:
-        workflow = create_workflow(client, workflow_spec(model_url, MESSAGES, name="concurrency"))
+        workflow = create_workflow(client, two_assistants_spec(model_url, max_messages=MESSAGES, name="concurrency"))
         sessions = create_sessions(client, workflow, count)
         ids_file = out / "concurrency-sessions.json"
         ids_file.write_text(json.dumps(sessions))
@@ -147,7 +147,7 @@ def median_of(values: list[float]) -> float:
 def run(quick: bool, out: Path) -> dict[str, Any]:
     count, rounds = (5, 1) if quick else (200, ROUNDS)
     measured: list[dict[str, Any]] = []
-    with FakeModel(latency_ms=LATENCY_MS, log=out / "concurrency-model.log") as model:
+    with FakeOpenAIProcess(latency_ms=LATENCY_MS, terminate_after=None, log=out / "concurrency-model.log") as model:
         # Service and library alternate round by round, so a drift in the machine's speed weighs on both alike.
         for i in range(rounds):
             measured.append(measure_round(i, model.base_url, count, out, quick))

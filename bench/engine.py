@@ -10,7 +10,6 @@ import httpx
 
 from bench._common import (
     TASK,
-    FakeModel,
     Server,
     create_sessions,
     create_workflow,
@@ -18,8 +17,9 @@ from bench._common import (
     median,
     run_json,
     tree_cpu_s,
-    workflow_spec,
 )
+from tests.support.openai_server import FakeOpenAIProcess
+from tests.support.specs import two_assistants_spec
 
 MESSAGES = 20
 TARGET = 1.25
@@ -65,9 +65,9 @@ def round_figures(service: dict[str, Any], library: dict[str, Any]) -> dict[str,
 def run(quick: bool, out: Path) -> dict[str, Any]:
     per_round, warmup, rounds = (2, 1, 1) if quick else (RUNS_PER_ROUND, WARMUP, ROUNDS)
     services, libraries = [], []
-    with FakeModel(latency_ms=0, log=out / "engine-model.log") as model:
+    with FakeOpenAIProcess(latency_ms=0, terminate_after=None, log=out / "engine-model.log") as model:
         with Server(out / "engine-server") as server, httpx.Client(base_url=server.base_url, timeout=120) as client:
-            workflow = create_workflow(client, workflow_spec(model.base_url, MESSAGES))
+            workflow = create_workflow(client, two_assistants_spec(model.base_url, max_messages=MESSAGES))
             sessions = create_sessions(client, workflow, warmup + per_round * rounds)
             for session_id in sessions[:warmup]:
                 post_and_wait(client, session_id, MESSAGES)

@@ -18,8 +18,10 @@ from typing import Any
 
 import httpx
 
-from bench._common import FakeModel, Server, create_sessions, create_workflow, fmt, workflow_spec
+from bench._common import Server, create_sessions, create_workflow, fmt
 from bench.engine import MESSAGES, post_and_wait
+from tests.support.openai_server import FakeOpenAIProcess
+from tests.support.specs import two_assistants_spec
 
 _FRAME = re.compile(r"^(?P<func>.*) \((?P<file>[^()]*?)(?::(?P<line>\d+))?\)$")
 SRC = "src/"  # py-spy prints paths relative to sys.path entries
@@ -126,7 +128,7 @@ def analyse(path: Path, top: int = 25) -> dict[str, Any]:
 def record(server: Server, model_url: str, runs: int, out: Path, fmt_: str, rate: int) -> Path:
     target = out / ("profile.raw.txt" if fmt_ == "raw" else "profile.svg")
     with httpx.Client(base_url=server.base_url, timeout=120) as client:
-        workflow = create_workflow(client, workflow_spec(model_url, MESSAGES))
+        workflow = create_workflow(client, two_assistants_spec(model_url, max_messages=MESSAGES))
         sessions = create_sessions(client, workflow, runs + 1)
         post_and_wait(client, sessions[0], MESSAGES)  # warm-up, outside the profile
         spy = subprocess.Popen(["py-spy", "record", "--pid", str(server.pid), "--subprocesses", "--rate", str(rate),
@@ -155,7 +157,7 @@ def run(quick: bool, out: Path) -> dict[str, Any]:
         return {"title": title, "figures": {"skipped": "py-spy not installed"},
                 "markdown": "Skipped: `py-spy` is not installed (`pip install -r bench/requirements.txt`)."}
     runs = 2 if quick else 30
-    with FakeModel(latency_ms=0, log=out / "profile-model.log") as model, Server(out / "profile-server") as server:
+    with FakeOpenAIProcess(latency_ms=0, terminate_after=None, log=out / "profile-model.log") as model, Server(out / "profile-server") as server:
         raw = record(server, model.base_url, runs, out, "raw", 250)
         if not quick:
             record(server, model.base_url, 10, out, "flamegraph", 250)

@@ -16,17 +16,17 @@ import httpx
 from bench._common import (
     ROOT,
     TASK,
-    FakeModel,
     Server,
     clean_env,
     create_sessions,
     create_workflow,
     fmt,
-    free_port,
     median,
     run_json,
-    workflow_spec,
 )
+from tests.support.openai_server import FakeOpenAIProcess
+from tests.support.servers import free_port
+from tests.support.specs import two_assistants_spec
 
 TARGET = 0.40
 CONNECTIONS = 16
@@ -34,7 +34,7 @@ CONNECTIONS = 16
 
 def fill_session(client: httpx.Client, model_url: str, runs: int) -> str:
     """A session with 2 × runs messages: each run adds the user message and a reply (1 agent message)."""
-    workflow = create_workflow(client, workflow_spec(model_url, 1, name="readpath"))
+    workflow = create_workflow(client, two_assistants_spec(model_url, max_messages=1, name="readpath"))
     session_id = create_sessions(client, workflow, 1)[0]
     for i in range(runs):
         response = client.post(f"/api/v1/sessions/{session_id}/messages", params={"wait": "true"},
@@ -97,7 +97,7 @@ def run(quick: bool, out: Path, force_tool: str | None = None) -> dict[str, Any]
     tool = force_tool or ("wrk" if shutil.which("wrk") else "httpx")
     document = out / "readpath-document.json"
     results: dict[str, list[dict[str, Any]]] = {"service": [], "bare": []}
-    with FakeModel(latency_ms=0, log=out / "readpath-model.log") as model, Server(out / "readpath-server") as server:
+    with FakeOpenAIProcess(latency_ms=0, terminate_after=None, log=out / "readpath-model.log") as model, Server(out / "readpath-server") as server:
         with httpx.Client(base_url=server.base_url, timeout=120) as client:
             session_id = fill_session(client, model.base_url, runs)
             path = f"/api/v1/sessions/{session_id}/messages?limit=100"

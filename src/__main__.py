@@ -93,7 +93,7 @@ def _image_build(args: argparse.Namespace) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
-    from autobots.runs.workers import run_worker
+    from autobots.runs import run_worker
 
     return run_worker(args.fd)
 

@@ -1,4 +1,8 @@
-"""Settings: `config.json` (or the file named by AUTOBOTS_CONFIG), overridden by AUTOBOTS_* variables.
+"""Settings: the defaults of `Settings`, changed by an optional `config.json` (or the file named by
+AUTOBOTS_CONFIG), both overridden by AUTOBOTS_* variables.
+
+The defaults live here only: a configuration file holds just what differs (`config.example.json` shows the
+usual keys), and README.md's configuration table documents every field (tests/test_config.py checks it).
 
 This is the only module that reads the process environment for our own settings; model API keys
 named by a spec's `api_key_env` are read by `autobots.models` through `read_secret_env`.
@@ -53,6 +57,12 @@ class ModelEndpoint(BaseModel):
 
 
 class Settings(BaseSettings):
+    """The server's settings; every field is a row of README.md's configuration table.
+
+    Sources, strongest first: keyword arguments, AUTOBOTS_<FIELD> variables (`__` for nested keys), the JSON
+    configuration file when there is one, then the defaults below.
+    """
+
     model_config = SettingsConfigDict(env_prefix="AUTOBOTS_", env_nested_delimiter="__", extra="ignore")
 
     host: str = "127.0.0.1"
@@ -164,7 +174,7 @@ class Settings(BaseSettings):
 
 
 class _JsonFileSource(PydanticBaseSettingsSource):
-    """Reads `config.json` from the working directory, or the file named by AUTOBOTS_CONFIG."""
+    """Reads `config.json` from the working directory, or the file named by AUTOBOTS_CONFIG; none is fine."""
 
     def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
         return None, field_name, False

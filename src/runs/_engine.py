@@ -1,6 +1,6 @@
 """The executing half of the chat manager: drives each session's queued runs, one at a time, in this process.
 
-An engine runs in the API process (`run_workers = 0`) or in a worker process (`autobots.runs.workers`).
+An engine runs in the API process (`run_workers = 0`) or in a worker process (`_worker.py`).
 It tells whoever follows runs what happens through a `RunObserver`: the API process's live channels
 directly, or a worker's link to the API process.
 """

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from autobots.db import Database
-from autobots.db.message_cache import message_cache
 from autobots.db.repositories import ledger
 from autobots.db.tables import Message
 from autobots.runs._channel import Event
+from autobots.sessions.message_cache import message_cache
 
 logger = logging.getLogger("autobots.runs")
 # Each group's commit runs on the writer thread, which competes for the interpreter with the teams on the event

@@ -1,6 +1,6 @@
 """The chat manager: accepts messages, has their runs executed one at a time per session, cancels, recovers.
 
-Runs execute in worker processes (`run_workers`, see `workers.py`) or, with `run_workers = 0`, on this
+Runs execute in worker processes (`run_workers`, see `_pool.py`) or, with `run_workers = 0`, on this
 process's event loop (`_engine.RunEngine`); either way this front keeps the live channels and the waiters.
 """
 
@@ -11,22 +11,25 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from autobots.config import Settings
 from autobots.db import Database
-from autobots.db.message_cache import message_cache
 from autobots.db.repositories import TERMINAL_STATUSES, RunRepository, ledger
 from autobots.db.tables import Message, Run, RunEvent, new_id, now
 from autobots.errors import Conflict, InvalidRequest, QuotaExceeded
 from autobots.runs import service as run_service
 from autobots.runs._channel import ChannelRegistry, Event, RunChannel
 from autobots.runs._engine import RunEngine, new_owner
+from autobots.runs._pool import WorkerPool
 from autobots.runs._recovery import HEARTBEAT_S, executor_gone, requeue_or_fail
-from autobots.runs.workers import WorkerPool
+from autobots.sessions.message_cache import message_cache
 from autobots.sessions.service import SessionBusy
 from autobots.workflows.secrets import vault
 from sqlmodel.ext.asyncio.session import AsyncSession
+
+if TYPE_CHECKING:
+    from autobots.sandbox import SandboxManager
 
 logger = logging.getLogger("autobots.runs")
 IfBusy = Literal["reject", "enqueue"]
@@ -84,7 +87,7 @@ class RunManager:
         sandbox: The sandbox manager handed to in-process builders (None: code execution impossible).
     """
 
-    def __init__(self, db: Database, settings: Settings, sandbox: object = None) -> None:
+    def __init__(self, db: Database, settings: Settings, sandbox: SandboxManager | None = None) -> None:
         self.db = db
         self.settings = settings
         self.owner = new_owner()

@@ -2,30 +2,15 @@
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 from autobots.db import Database
-from autobots.db.message_cache import MAX_MESSAGES, CachedMessage, message_cache, render_message
-from autobots.db.repositories import (
-    MessageRepository,
-    Page,
-    PageQuery,
-    RunRepository,
-    SessionRepository,
-)
-from autobots.db.repositories.messages import owned_raw_messages
+from autobots.db.repositories import Page, PageQuery, RunRepository
 from autobots.db.tables import ChatSession, Message, new_id, now
 from autobots.errors import Conflict, NotFound
+from autobots.sessions.message_cache import MAX_MESSAGES, CachedMessage, invalidate_on_commit, message_cache
+from autobots.sessions.repository import MessageRepository, SessionRepository, owned_raw_messages
+from autobots.sessions.schemas import message_json, message_json_of
 from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
-
-
-def message_dict(row: Message) -> dict[str, Any]:
-    """A message in the API's shape (the read path renders the same shape straight to JSON, see
-    autobots.db.message_cache.render_message)."""
-    return {"id": row.id, "object": "message", "session_id": row.session_id, "run_id": row.run_id,
-            "role": row.role, "content": row.content, "metadata": row.meta or {}, "created_at": row.created_at}
 
 
 class SessionNotFound(NotFound):
@@ -74,6 +59,26 @@ async def get_or_create_by_reference(session: AsyncSession, *, user_id: str, ref
     return row
 
 
+async def get_by_reference_or_raise(session: AsyncSession, *, user_id: str, reference: str) -> ChatSession:
+    row = await get_by_reference(session, user_id=user_id, reference=reference)
+    if row is None:
+        raise SessionNotFound(f"no session with id '{reference}'", param="session_id")
+    return row
+
+
+async def ensure_by_reference(session: AsyncSession, *, user_id: str, reference: str | None, name: str | None,
+                              workflow_id: str | None) -> ChatSession:
+    """The session a client refers to, bound to `workflow_id` when given; created (under the client's id, if it
+    gave one) when there is none."""
+    if reference is None:
+        return await create(session, user_id=user_id, name=name, workflow_id=workflow_id)
+    row = await get_or_create_by_reference(session, user_id=user_id, reference=reference, name=name,
+                                           workflow_id=workflow_id)
+    if workflow_id is not None and row.workflow_id != workflow_id:
+        row = await update(session, row=row, changes={"workflow_id": workflow_id})
+    return row
+
+
 async def get_or_raise(session: AsyncSession, *, user_id: str, session_id: str) -> ChatSession:
     row = await SessionRepository(session).get_owned(session_id, user_id)
     if row is None:
@@ -101,11 +106,16 @@ async def _ensure_idle(session: AsyncSession, session_id: str) -> None:
 
 async def delete(session: AsyncSession, *, row: ChatSession) -> None:
     await _ensure_idle(session, row.id)
-    await SessionRepository(session).delete_cascade(row)
+    await SessionRepository(session).delete_cascade(row)  # the message cache sees the row go and forgets it
 
 
 async def list_messages(session: AsyncSession, *, session_id: str, page: PageQuery) -> Page[Message]:
     return await MessageRepository(session).list_for_session(session_id, page)
+
+
+async def list_history(session: AsyncSession, *, session_id: str, limit: int) -> list[Message]:
+    """The session's last `limit` messages, oldest first."""
+    return await MessageRepository(session).history(session_id, limit=limit)
 
 
 async def owned_messages_json(db: Database, *, user_id: str, session_id: str,
@@ -125,7 +135,7 @@ async def owned_messages_json(db: Database, *, user_id: str, session_id: str,
     if len(rows) > MAX_MESSAGES:
         async with db.read_session() as session:
             return await _render_page_from_database(session, session_id=session_id, page=page)
-    messages = [CachedMessage(pk=row[0], id=row[1], json=render_message(*row[1:])) for row in rows]
+    messages = [CachedMessage(pk=row[0], id=row[1], json=message_json(*row[1:])) for row in rows]
     message_cache.put(session_id, version, messages)
     return page_of(messages, page)
 
@@ -133,9 +143,7 @@ async def owned_messages_json(db: Database, *, user_id: str, session_id: str,
 async def _render_page_from_database(session: AsyncSession, *, session_id: str,
                                      page: PageQuery) -> Page[CachedMessage]:
     listed = await MessageRepository(session).list_for_session(session_id, page)
-    rendered = [CachedMessage(pk=m.pk or 0, id=m.id, json=render_message(
-        m.id, m.session_id, m.run_id, m.role, m.content, json.dumps(m.meta) if m.meta else None, m.created_at))
-        for m in listed.rows]
+    rendered = [CachedMessage(pk=m.pk or 0, id=m.id, json=message_json_of(m)) for m in listed.rows]
     return Page(rows=rendered, has_more=listed.has_more)
 
 
@@ -172,6 +180,7 @@ def _position(messages: list[CachedMessage], message_id: str) -> int | None:
 
 async def clear_messages(session: AsyncSession, *, row: ChatSession) -> int:
     await _ensure_idle(session, row.id)
+    invalidate_on_commit(session, row.id)  # a bulk DELETE: the ORM does not see which messages went
     return await MessageRepository(session).clear_session(row.id)
 
 

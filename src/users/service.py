@@ -7,10 +7,15 @@ import secrets
 
 from autobots.db.repositories import UserRepository
 from autobots.db.tables import ApiKey, User, new_id
+from autobots.errors import NotFound
 from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 KEY_PREFIX = "ab-"
+
+
+class UserNotFound(NotFound):
+    code = "user_not_found"
 
 
 def hash_key(key: str) -> str:
@@ -39,6 +44,17 @@ async def get_or_create(session: AsyncSession, *, name: str) -> User:
         if user is None:
             raise
         return user
+
+
+async def acting_user(session: AsyncSession, *, caller: User, user_id: str | None, local_mode: bool) -> User:
+    """The user a request names to act as (seed-era payloads carry a `user_id`): the caller itself, by id or name;
+    in local mode (one trusted caller) any user, by id, else by name, created if new; otherwise nobody else."""
+    if not user_id or user_id in (caller.id, caller.name):
+        return caller
+    if not local_mode:
+        raise UserNotFound(f"no user '{user_id}'", param="user_id")
+    existing = await get(session, user_id=user_id) if user_id.startswith("usr_") else None
+    return existing or await get_or_create(session, name=user_id)
 
 
 async def create_api_key(session: AsyncSession, *, user: User) -> str:

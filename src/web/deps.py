@@ -8,13 +8,16 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from autobots.config import Settings
 from autobots.db import Database
 from autobots.db.repositories import PageQuery
+from autobots.db.tables import User
 from autobots.models import ModelAccess
 from autobots.runs import RunManager
+from autobots.sandbox import SandboxManager
+from autobots.web.metrics import Metrics
 from autobots.workflows.service import ServerRules
 from fastapi import Depends, Query, Request
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -27,9 +30,10 @@ class Services:
     settings: Settings
     db: Database
     runs: RunManager
-    sandbox: Any
-    metrics: Any
-    identities: dict[str, Any] = field(default_factory=dict)  # recent authentications (web/auth.py)
+    sandbox: SandboxManager | None  # None: code execution impossible
+    metrics: Metrics
+    # Recent authentications (web/auth.py): credential -> (expiry on the monotonic clock, user).
+    identities: dict[str, tuple[float, User]] = field(default_factory=dict)
     _rules: ServerRules | None = None
 
     def spec_rules(self) -> ServerRules:

@@ -1,8 +1,14 @@
-"""Every error leaves in the contract's shape: {"error": {type, message, param, code}}."""
+"""Every error leaves in the contract's shape: {"error": {type, message, param, code}}.
+
+What an error says is worked out here once (`domain_error_detail`, `request_problems`); the seed-era routes
+render the same in their own envelope (`autobots.compat.routing`).
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from autobots.errors import AutobotsError, InvalidRequest, InvalidWorkflowSpec
@@ -29,34 +35,56 @@ def error_response(status: int, body: dict[str, Any], headers: dict[str, str] | 
     return JSONResponse(status_code=status, content=body, headers=headers)
 
 
+def domain_error_detail(exc: AutobotsError) -> dict[str, Any]:
+    """The error fields of a domain error (with every problem, for an invalid workflow spec)."""
+    extra: dict[str, Any] = {"errors": exc.errors} if isinstance(exc, InvalidWorkflowSpec) else {}
+    return {"type": exc.type, "message": exc.message, "param": exc.param, "code": exc.code, **extra}
+
+
 async def _domain_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AutobotsError)
-    extra: dict[str, Any] = {}
-    if isinstance(exc, InvalidWorkflowSpec):
-        extra["errors"] = exc.errors
-    return error_response(exc.status, error_body(exc.type, exc.message, param=exc.param, code=exc.code, **extra),
-                          headers=getattr(exc, "headers", None))
+    return error_response(exc.status, {"error": domain_error_detail(exc)}, headers=getattr(exc, "headers", None))
 
 
-def _location(loc: tuple[Any, ...]) -> str | None:
+def request_location(loc: tuple[Any, ...]) -> str:
+    """A request validation error's location as a dotted path, without where it was (`body`, `query`, ...);
+    empty for the whole body."""
     parts = list(loc)
     if parts and parts[0] in ("body", "query", "path", "header"):
         parts = parts[1:]
-    return format_location(parts) or None
+    return format_location(parts)
+
+
+@dataclass(frozen=True)
+class RequestProblems:
+    """What a `RequestValidationError` says: whether the body is JSON at all, the first problem as the message
+    (`<path>: <problem>`) and its path as the param, and every problem as `{path, message}`."""
+
+    invalid_json: bool
+    message: str
+    param: str | None
+    errors: list[dict[str, str]]
+
+
+def request_problems(exc: RequestValidationError, *,
+                     location: Callable[[tuple[Any, ...]], str] = request_location) -> RequestProblems:
+    """The problems of a request that failed validation, their paths given by `location`."""
+    raw = exc.errors()
+    errors = [{"path": location(tuple(e.get("loc", ()))), "message": str(e.get("msg", "invalid"))} for e in raw]
+    first = errors[0] if errors else {"path": "", "message": "invalid request"}
+    return RequestProblems(invalid_json=any(e.get("type") == "json_invalid" for e in raw),
+                           message=f"{first['path']}: {first['message']}" if first["path"] else first["message"],
+                           param=first["path"] or None, errors=errors)
 
 
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    errors = exc.errors()
-    first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
-    param = _location(tuple(first.get("loc", ())))
-    if first.get("type") == "json_invalid":
+    problems = request_problems(exc)
+    if problems.invalid_json:
         return error_response(400, error_body("invalid_request_error", "the body is not valid JSON",
                                               param=None, code="invalid_json"))
-    message = f"{param}: {first['msg']}" if param else str(first["msg"])
-    details = [{"path": _location(tuple(e.get("loc", ()))) or "", "message": e["msg"]} for e in errors]
-    return error_response(422, error_body("invalid_request_error", message, param=param, code="invalid_value",
-                                          errors=details))
+    return error_response(422, error_body("invalid_request_error", problems.message, param=problems.param,
+                                          code="invalid_value", errors=problems.errors))
 
 
 def body_parse_error(exc: StarletteHTTPException) -> AutobotsError | None:

@@ -24,6 +24,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any
 
+from autobots.compat import envelope
 from autobots.errors import QuotaExceeded
 from autobots.web.auth import LOCAL_USER, CurrentUser
 from autobots.web.errors import error_body
@@ -140,8 +141,8 @@ class RateLimitMiddleware:
         message = (f"too many requests: at most {self.buckets.rate:g} a second per API key (bursts of "
                    f"{self.buckets.burst}); retry after the time in the retry-after header")
         payload = error_body("rate_limit_error", message, code="rate_limit_exceeded")
-        if scope["path"].startswith("/api/") and not scope["path"].startswith("/api/v1/"):  # the seed envelope
-            payload = {"status": False, "message": message, "data": payload["error"]}
+        if envelope.is_seed_path(scope["path"]):
+            payload = envelope.error_envelope(message, payload["error"])
         body = json.dumps(payload).encode()
         await send({"type": "http.response.start", "status": 429, "headers": [
             (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),

@@ -24,6 +24,7 @@ import json
 import re
 from typing import Any, Literal
 
+from autobots.compat import envelope
 from autobots.config import LOOPBACK_HOSTS, Settings
 from autobots.errors import AutobotsError
 from autobots.web.errors import error_body
@@ -161,9 +162,8 @@ async def _send_error(scope: Scope, send: Send, headers: dict[bytes, bytes], sta
                       param: str, code: str) -> None:
     type = "invalid_request_error"
     payload: dict[str, Any] = error_body(type, message, param=param, code=code)
-    path = scope["path"]
-    if path.startswith("/api/") and not path.startswith("/api/v1/"):
-        payload = {"status": False, "message": message, "data": {"type": type, "code": code, "param": param}}
+    if envelope.is_seed_path(scope["path"]):
+        payload = envelope.error_envelope(message, {"type": type, "code": code, "param": param})
     body = json.dumps(payload).encode()
     request_id = headers.get(b"x-request-id", b"")[:MAX_REQUEST_ID_LENGTH] or new_request_id()
     await send({"type": "http.response.start", "status": status, "headers": [

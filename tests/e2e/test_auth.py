@@ -5,8 +5,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.conftest import autonomous_spec
-from tests.e2e._http import API, create_session
+from tests.support.server_api import API, create_session
+from tests.support.specs import autonomous_spec
 
 pytestmark = pytest.mark.e2e
 

@@ -8,8 +8,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import autonomous_spec
-from tests.e2e._http import API, create_session, read_stream
+from tests.support.server_api import API, create_session, read_stream
+from tests.support.specs import autonomous_spec
 
 pytestmark = pytest.mark.e2e
 

@@ -9,8 +9,8 @@ import random
 import httpx
 import pytest
 
-from tests.e2e._http import API
 from tests.support.openai_server import FakeOpenAIServer
+from tests.support.server_api import API
 
 pytestmark = pytest.mark.e2e
 MESSAGES = 10

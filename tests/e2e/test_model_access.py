@@ -16,9 +16,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e._http import API
-from tests.e2e.conftest import ServerProcess, launch_server, stop_and_check, wait_ready
 from tests.support.openai_server import FakeOpenAIServer
+from tests.support.server_api import API
+from tests.support.servers import ServerProcess, launch_server, stop_and_check, wait_ready
 
 pytestmark = pytest.mark.e2e
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e._http import API, read_stream
 from tests.support.openai_server import FakeOpenAIServer, _usage
+from tests.support.server_api import API, read_stream
 
 pytestmark = pytest.mark.e2e
 

@@ -19,10 +19,10 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e._http import API
-from tests.e2e.conftest import ServerProcess, launch_server, wait_ready
 from tests.support.openai_server import FakeOpenAIServer, RecordedRequest
-from tests.web.test_runs import openai_spec
+from tests.support.server_api import API
+from tests.support.servers import ServerProcess, launch_server, wait_ready
+from tests.support.specs import openai_spec
 
 pytestmark = pytest.mark.e2e
 SSE = {"Accept": "text/event-stream"}

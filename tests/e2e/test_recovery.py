@@ -13,9 +13,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e._http import message_events, wait_for
-from tests.e2e.conftest import children_of, launch_server, wait_ready
 from tests.support.openai_server import FakeOpenAIServer
+from tests.support.server_api import message_events, wait_for
+from tests.support.servers import children_of, launch_server, wait_ready
 
 pytestmark = pytest.mark.e2e
 MESSAGES = 8

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.conftest import free_port
+from tests.support.servers import free_port
 
 pytestmark = pytest.mark.e2e
 

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from tests.e2e.conftest import database_for, free_port, server_env
+from tests.support.servers import database_for, free_port, server_env
 
 pytestmark = pytest.mark.e2e
 

@@ -10,9 +10,9 @@ from autobots.db.tables import RunEvent
 from autobots.runs._fair import FairSlots
 from sqlalchemy import select
 
-from tests.conftest import create_session
+from tests.support.api import create_session
 from tests.support.openai_server import FakeOpenAIServer, RecordedRequest
-from tests.web.test_runs import openai_spec
+from tests.support.specs import openai_spec
 
 BOB = {"X-User-Id": "bob"}
 

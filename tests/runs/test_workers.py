@@ -14,9 +14,9 @@ import httpx
 import pytest
 from autobots.db import migrate_to_head
 
-from tests.e2e._http import message_events, wait_for
-from tests.e2e.conftest import ServerProcess, children_of, launch_server, stop_and_check, wait_ready
 from tests.support.openai_server import FakeOpenAIServer
+from tests.support.server_api import message_events, wait_for
+from tests.support.servers import ServerProcess, children_of, launch_server, stop_and_check, wait_ready
 
 pytestmark = pytest.mark.e2e
 TERMINAL = ("completed", "incomplete", "failed", "cancelled")
@@ -184,6 +184,27 @@ def test_a_killed_worker_is_replaced_and_its_run_resumes(server: ServerProcess, 
     assert sources == ["alice", "bob"] * 4
     replacements = children_of(server.process.pid)
     assert len(replacements) == 2 and not set(replacements) & set(workers)
+
+
+def test_a_worker_that_stops_on_its_own_settles_its_run_and_is_replaced_at_once(server: ServerProcess,
+                                                                              model: FakeOpenAIServer) -> None:
+    """SIGTERM to the workers (an operator, a supervisor signalling the process group): each requeues its runs
+    and says `Stopped` before it exits, so the pool replaces it without counting a crash, and the run resumes."""
+    base = server.base_url
+    workers = wait_for(lambda: len(children_of(server.process.pid)) == 2 and children_of(server.process.pid))
+    _, run_id = start_run(base, chat_spec(model.base_url, 8))
+    wait_for(lambda: len(message_events(base, run_id)) >= 2)
+    for pid in workers:
+        os.kill(pid, signal.SIGTERM)
+    run = wait_for(lambda: (r := httpx.get(f"{base}/api/v1/runs/{run_id}").json())["status"] in TERMINAL and r,
+                   timeout=60)
+    assert (run["status"], run["attempt"]) == ("incomplete", 2), run
+    assert [e["data"]["source"] for e in message_events(base, run_id)] == ["alice", "bob"] * 4
+    log = server.log()
+    assert log.count("stopped (status 0) and settled its runs; starting a new one") == 2, log[-4000:]
+    assert "exited unexpectedly" not in log
+    replacements = wait_for(lambda: len(children_of(server.process.pid)) == 2 and children_of(server.process.pid))
+    assert not set(replacements) & set(workers)
 
 
 def test_stopping_the_server_stops_its_workers(tmp_path: Path) -> None:

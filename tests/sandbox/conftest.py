@@ -5,69 +5,25 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import docker
 import pytest
 from autobots.config import Settings
-from autobots.sandbox import SandboxExecutor, SandboxManager
+from autobots.sandbox import SandboxManager
 from autobots.sandbox._agent import AgentExecution
 from autobots.sandbox._docker import LABEL
-from autobots.sandbox._process import ProcessRunner
 from autobots.sandbox._select import probe_docker
-from autogen_core import CancellationToken
-from autogen_core.code_executor import CodeBlock, CodeResult
 from docker.errors import DockerException
 
-
-@dataclass
-class Box:
-    """A started manager plus the backend under test, with a one-call way to run code."""
-
-    manager: SandboxManager
-    kind: str
-    warm: bool = False
-
-    async def executor(self, run_id: str = "run-1", *, timeout_s: int = 2) -> SandboxExecutor:
-        """A new executor; when `warm`, one whose resident sandbox is up (process backend), so that the code
-        of the test goes through the sandbox agent as a run's later executions do."""
-        executor = await self.manager.open_executor(run_id=run_id, kind=self.kind, timeout_s=timeout_s)
-        if self.warm:
-            await executor.execute_code_blocks([CodeBlock("true", "sh")], CancellationToken())
-            runner = executor.runner
-            assert isinstance(runner, ProcessRunner) and await runner.resident_ready()
-        return executor
-
-    async def run(
-        self, code: str, language: str = "python", *, run_id: str = "run-1", timeout_s: int = 2
-    ) -> CodeResult:
-        executor = await self.executor(run_id, timeout_s=timeout_s)
-        return await executor.execute_code_blocks([CodeBlock(code, language)], CancellationToken())
-
-
-REQUIRE_ENV = {"docker": "AUTOBOTS_REQUIRE_DOCKER", "process": "AUTOBOTS_REQUIRE_BWRAP"}
-
-StartManager = Callable[..., Awaitable[SandboxManager]]
-Require = Callable[[str, bool, str], None]
-
-
-def require_backend(kind: str, available: bool, reason: str) -> None:
-    """Skip the test when `kind` is unusable, or fail it when its AUTOBOTS_REQUIRE_* variable is 1."""
-    if available:
-        return
-    env = REQUIRE_ENV.get(kind)
-    message = f"{kind} sandbox unavailable: {reason}"
-    if env and os.environ.get(env) == "1":
-        pytest.fail(f"{message} (and {env}=1)")
-    pytest.skip(message)
+from tests.support.sandbox import Box, MakeBox, Require, StartManager, require_backend
 
 
 @pytest.fixture
 def require() -> Require:
-    """`require_backend` for test modules (they import nothing from conftest at run time)."""
+    """`require_backend` as a fixture."""
     return require_backend
 
 
@@ -138,9 +94,6 @@ async def start_manager(make_settings: Callable[..., Settings]) -> AsyncIterator
     yield start
     for manager in managers:
         await manager.stop()
-
-
-MakeBox = Callable[..., Awaitable[Box]]
 
 
 @pytest.fixture(

@@ -17,7 +17,7 @@ from autogen_core import CancellationToken
 from autogen_core.code_executor import CodeBlock
 
 if TYPE_CHECKING:
-    from tests.sandbox.conftest import Require, StartManager
+    from tests.support.sandbox import Require, StartManager
 
 
 pytestmark = pytest.mark.docker

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from autobots.sandbox import SandboxExecutor
     from autogen_ext.code_executors._common import CommandLineCodeResult
 
-    from tests.sandbox.conftest import Box, MakeBox
+    from tests.support.sandbox import Box, MakeBox
 
 
 COUNT_SLEEPERS = """import os

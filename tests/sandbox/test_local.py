@@ -12,7 +12,7 @@ from autogen_core import CancellationToken
 from autogen_core.code_executor import CodeBlock
 
 if TYPE_CHECKING:
-    from tests.sandbox.conftest import StartManager
+    from tests.support.sandbox import StartManager
 
 
 @pytest.fixture(params=["pidfd", "no-pidfd"])

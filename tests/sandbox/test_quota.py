@@ -13,7 +13,7 @@ from autogen_core import CancellationToken
 from autogen_core.code_executor import CodeBlock
 
 if TYPE_CHECKING:
-    from tests.sandbox.conftest import Box, MakeBox
+    from tests.support.sandbox import Box, MakeBox
 
 MIB = 1024 * 1024
 QUOTA_MB = 8

@@ -14,7 +14,7 @@ from autogen_core import CancellationToken
 from autogen_core.code_executor import CodeBlock
 
 if TYPE_CHECKING:
-    from tests.sandbox.conftest import StartManager
+    from tests.support.sandbox import StartManager
 
 DAY_S = 24 * 3600
 

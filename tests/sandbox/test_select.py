@@ -11,7 +11,7 @@ from autobots.sandbox import BackendChoice
 from autobots.sandbox._select import Probe, choose
 
 if TYPE_CHECKING:
-    from tests.sandbox.conftest import Require, StartManager
+    from tests.support.sandbox import Require, StartManager
 
 
 DOCKER_OK = Probe(True, "docker engine 28.2.2 reachable, image autobots-sandbox:0.1.0 present")

@@ -27,7 +27,7 @@ from autogen_core import CancellationToken
 from autogen_core.code_executor import CodeBlock, CodeResult
 
 if TYPE_CHECKING:
-    from tests.sandbox.conftest import Box, MakeBox
+    from tests.support.sandbox import Box, MakeBox
 
 PIDS_LIMIT = 8
 

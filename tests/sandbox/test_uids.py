@@ -18,7 +18,7 @@ from autogen_core import CancellationToken
 from autogen_core.code_executor import CodeBlock
 
 if TYPE_CHECKING:
-    from tests.sandbox.conftest import Require, StartManager
+    from tests.support.sandbox import Require, StartManager
 
 # Far from the service's own range, so that tests never meet a sandbox of a service running on this host.
 BASE = 3_900_000

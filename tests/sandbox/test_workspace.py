@@ -9,7 +9,7 @@ import pytest
 from autobots.errors import InvalidRequest, NotFound
 
 if TYPE_CHECKING:
-    from tests.sandbox.conftest import StartManager
+    from tests.support.sandbox import StartManager
 
 
 

@@ -1,4 +1,4 @@
-"""Pytest fixtures shared across rooms; `tests/conftest.py` imports them.
+"""Pytest fixtures shared across rooms, registered by `pytest_plugins` in `tests/conftest.py`.
 
 `fake_openai` is one server per test (fresh state, a few ms to start); `fake_openai_session` is one
 server for the whole session, reset before each test that asks for `fake_openai_shared`.

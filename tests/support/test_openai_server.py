@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -165,3 +166,12 @@ class TestProcess:
                 timeout=10,
             )
         assert response.json()["choices"][0]["message"]["content"] == "Fake reply. (turn 1) You said: hey\nTERMINATE"
+
+    def test_process_that_never_terminates_logs_to_a_file(self, tmp_path: Path) -> None:
+        log = tmp_path / "logs" / "model.log"
+        with FakeOpenAIProcess(terminate_after=None, log=log) as server:
+            assert Path(f"/proc/{server.pid}").exists()
+            response = httpx.post(f"{server.base_url}/chat/completions",
+                                  json={"model": "m", "messages": [{"role": "user", "content": "hey"}]}, timeout=10)
+        assert response.json()["choices"][0]["message"]["content"] == "Fake reply. (turn 1) You said: hey"
+        assert log.is_file()

@@ -6,7 +6,8 @@ from autobots.users import service as user_service
 from autobots.web import create_app
 from autobots.web.app import UnsafeConfiguration, check_safe
 
-from tests.conftest import sequential_spec
+from tests.support.api import make_key
+from tests.support.specs import sequential_spec
 
 
 @pytest.fixture
@@ -20,12 +21,6 @@ async def apikey_app(settings):
 async def apikey_client(apikey_app):
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=apikey_app), base_url="http://t") as http:
         yield http
-
-
-async def make_key(app, name):
-    async with app.state.services.db.session() as session:
-        user = await user_service.get_or_create(session, name=name)
-        return await user_service.create_api_key(session, user=user)
 
 
 class TestApiKeyMode:

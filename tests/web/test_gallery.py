@@ -1,6 +1,7 @@
 """/api/v1/sessions/{id}/publish and /api/v1/gallery."""
 
-from tests.conftest import autonomous_spec, create_session, send_and_wait
+from tests.support.api import create_session, send_and_wait
+from tests.support.specs import autonomous_spec
 
 BOB = {"X-User-Id": "bob"}
 

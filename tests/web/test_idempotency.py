@@ -1,6 +1,7 @@
 """Idempotency-Key on creating POSTs."""
 
-from tests.conftest import create_session, sequential_spec
+from tests.support.api import create_session
+from tests.support.specs import sequential_spec
 
 
 class TestIdempotencyKey:

@@ -14,10 +14,9 @@ from autobots.web import create_app
 from autobots.web.quotas import MAX_BUCKETS, TokenBuckets
 from sqlalchemy import func, select
 
-from tests.conftest import create_session
-from tests.web.test_auth import make_key
-from tests.web.test_compat import message_body
-from tests.web.test_runs import openai_spec
+from tests.support.api import create_session, make_key
+from tests.support.seed import message_body
+from tests.support.specs import openai_spec
 
 BOB = {"X-User-Id": "bob"}
 TOO_MANY_RUNS = {"error": {

@@ -12,7 +12,7 @@ from autobots.web.idempotency import IdempotencyMiddleware
 from autobots.web.metrics import MAX_CACHED_LABELS, Metrics
 from fastapi.routing import APIRoute
 
-from tests.conftest import create_session, send_and_wait
+from tests.support.api import create_session, send_and_wait
 
 OTHER = {"X-User-Id": "mallory"}
 ON_POSTGRES = "postgresql" in os.environ.get("AUTOBOTS_DATABASE_URL", "")

@@ -13,7 +13,8 @@ import yaml
 from autobots.config import Settings
 from autobots.web import create_app
 
-from tests.conftest import create_session, sequential_spec
+from tests.support.api import create_session
+from tests.support.specs import sequential_spec
 
 DEEP_JSON = "[" * 2000 + "]" * 2000
 

@@ -11,7 +11,8 @@ import httpx
 from autobots.sandbox._workspace import MAX_LIST_DEPTH, MAX_LIST_ENTRIES
 from autobots.web.run_files import CHUNK_BYTES
 
-from tests.conftest import create_session, send_and_wait, sequential_spec
+from tests.support.api import create_session, send_and_wait
+from tests.support.specs import sequential_spec
 
 MIB = 1024 * 1024
 

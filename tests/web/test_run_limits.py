@@ -2,8 +2,8 @@
 
 import pytest
 
-from tests.conftest import create_session, send_and_wait
-from tests.web.test_runs import openai_spec
+from tests.support.api import create_session, send_and_wait
+from tests.support.specs import openai_spec
 
 
 @pytest.fixture

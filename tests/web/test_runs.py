@@ -2,17 +2,10 @@
 
 import asyncio
 
-from tests.conftest import autonomous_spec, create_session, send_and_wait
+from tests.support.api import create_session, send_and_wait
+from tests.support.specs import openai_spec
 
 OTHER = {"X-User-Id": "mallory"}
-
-
-def openai_spec(base_url, **overrides):
-    spec = autonomous_spec(
-        models={"default": {"provider": "openai", "model": "local-model", "base_url": base_url}},
-        agents=[{"name": "assistant"}, {"name": "user_proxy", "kind": "userproxy"}], receiver="assistant")
-    spec.update(overrides)
-    return spec
 
 
 class TestGetRun:

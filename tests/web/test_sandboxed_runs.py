@@ -12,8 +12,9 @@ from autobots.config import Settings
 from autobots.sandbox._select import probe_docker
 from autobots.web import create_app
 
-from tests.conftest import autonomous_spec, create_session, send_and_wait
-from tests.sandbox.conftest import require_backend
+from tests.support.api import create_session, send_and_wait
+from tests.support.sandbox import require_backend
+from tests.support.specs import autonomous_spec
 
 pytestmark = pytest.mark.docker
 

@@ -3,7 +3,8 @@
 import asyncio
 import itertools
 
-from tests.conftest import autonomous_spec, create_session, send_and_wait, sequential_spec
+from tests.support.api import create_session, send_and_wait
+from tests.support.specs import autonomous_spec, sequential_spec
 
 OTHER = {"X-User-Id": "mallory"}
 

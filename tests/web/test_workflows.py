@@ -1,6 +1,6 @@
 """/api/v1/workflows."""
 
-from tests.conftest import autonomous_spec, sequential_spec
+from tests.support.specs import autonomous_spec, sequential_spec
 
 OTHER = {"X-User-Id": "mallory"}
 

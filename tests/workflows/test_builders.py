@@ -8,7 +8,7 @@ from autogen_agentchat.messages import BaseChatMessage, TextMessage
 from autogen_agentchat.teams import RoundRobinGroupChat, SelectorGroupChat
 from autogen_core import CancellationToken
 
-from tests.conftest import groupchat_spec, sequential_spec
+from tests.support.specs import groupchat_spec, sequential_spec
 
 
 def context(spec_data, **settings):

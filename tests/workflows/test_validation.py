@@ -4,7 +4,7 @@ import pytest
 from autobots.errors import InvalidRequest, InvalidWorkflowSpec
 from autobots.workflows import check_spec, parse_spec_text, validate_spec
 
-from tests.conftest import autonomous_spec, groupchat_spec, sequential_spec
+from tests.support.specs import autonomous_spec, groupchat_spec, sequential_spec
 
 SANDBOXES = {"available_sandboxes": frozenset({"docker", "process"}), "default_sandbox": "docker"}
 

@@ -8,6 +8,7 @@ from autobots.db.tables import ChatSession
 from autobots.gallery import service as gallery_service
 from autobots.runs import service as run_service
 from autobots.sessions import service as session_service
+from autobots.sessions.schemas import MessageOut, SessionOut, message_out, session_out
 from autobots.web import admission
 from autobots.web.auth import CurrentUser
 from autobots.web.deps import DbSession, Pagination, ServicesDep
@@ -17,20 +18,16 @@ from autobots.web.schemas import (
     GalleryItemOut,
     ListOf,
     MessageCreate,
-    MessageOut,
     PostedMessage,
     PublishRequest,
     RunOut,
     SessionCreate,
-    SessionOut,
     SessionUpdate,
     gallery_out,
     json_response,
     list_of,
     message_list_json,
-    message_out,
     run_out,
-    session_out,
 )
 from autobots.web.sse import event_stream_response, run_events, wants_event_stream
 from autobots.workflows import service as workflow_service

@@ -22,14 +22,17 @@ INVALID = {422: {"model": ErrorBody, "description": "The spec is invalid; `error
 async def create_workflow(document: SpecDocument, user: CurrentUser, db: DbSession,
                           services: ServicesDep) -> dict[str, Any]:
     """Store a validated workflow spec (inline API keys are redacted)."""
-    spec = await workflow_service.validate(document, services.spec_rules())
+    library = await workflow_service.library_for(db, user_id=user.id, document=document)
+    spec = await workflow_service.validate(document, services.spec_rules(), library=library)
     return workflow_out(await workflow_service.create(db, user_id=user.id, spec=spec))
 
 
 @router.post("/validate", response_model=ValidationResult, responses=INVALID, openapi_extra=SPEC_BODY_OPENAPI)
-async def validate_workflow(document: SpecDocument, user: CurrentUser, services: ServicesDep) -> dict[str, Any]:
+async def validate_workflow(document: SpecDocument, user: CurrentUser, db: DbSession,
+                            services: ServicesDep) -> dict[str, Any]:
     """Check a spec without storing it: 200 with every error found."""
-    spec, errors = await workflow_service.check(document, services.spec_rules())
+    library = await workflow_service.library_for(db, user_id=user.id, document=document)
+    spec, errors = await workflow_service.check(document, services.spec_rules(), library=library)
     return {"valid": spec is not None, "errors": errors}
 
 
@@ -51,7 +54,8 @@ async def replace_workflow(workflow_id: str, document: SpecDocument, user: Curre
                            services: ServicesDep) -> dict[str, Any]:
     """Replace a workflow's spec."""
     await workflow_service.get_or_raise(db, user_id=user.id, workflow_id=workflow_id)
-    spec = await workflow_service.validate(document, services.spec_rules())
+    library = await workflow_service.library_for(db, user_id=user.id, document=document)
+    spec = await workflow_service.validate(document, services.spec_rules(), library=library)
     return workflow_out(await workflow_service.update(db, user_id=user.id, workflow_id=workflow_id, spec=spec))
 
 

@@ -1,22 +1,24 @@
-"""An in-process cache of sessions' messages, rendered as JSON, for the hot read path.
+"""An in-process cache of sessions' messages, rendered as JSON (`schemas.message_json`), for the hot read path.
 
-The database stays the record. Entries are invalidated after every commit that touched a session's
-messages: ORM writes are seen by a flush listener, bulk deletes register themselves (`mark_dirty`).
-A reader stores what it read only if no invalidation happened meanwhile (a version per session), so a
-slow reader never puts back data older than a commit. Only for a database that this process alone
-writes to (SQLite, the embedded default) — its run workers forward their invalidations (`listeners`); with
-PostgreSQL, where other servers may write, it is off.
+The database stays the record. A session's entry is invalidated once a commit that touched its messages is
+durable, never before: a reader that read the old rows meanwhile would put them back. Who knows what a commit
+touched tells it: the ORM rows a unit of work flushed (messages; a deleted session is forgotten) are seen by
+the listeners below, a unit of work's bulk statements are registered by the service that issues them
+(`invalidate_on_commit`), and the run journal, whose writes bypass the ORM, invalidates after its own commits.
+A reader stores what it read only if no invalidation happened meanwhile (a version per session), so a slow
+reader never puts back data older than a commit. Only for a database that this process alone writes to
+(SQLite, the embedded default) — its run workers forward their invalidations (`listeners`); with PostgreSQL,
+where other servers may write, it is off.
 """
 
 from __future__ import annotations
 
-import json
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from autobots.db.tables import Message
+from autobots.db.tables import ChatSession, Message
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
@@ -31,15 +33,6 @@ class CachedMessage:
     pk: int
     id: str
     json: str
-
-
-def render_message(id: str, session_id: str, run_id: str | None, role: str, content: str, meta: str | None,
-                   created_at: int) -> str:
-    """A message in the API's shape, its stored metadata JSON inserted as it is."""
-    dumps = json.dumps
-    metadata = meta if meta and meta != "null" else "{}"
-    return (f'{{"id":{dumps(id)},"object":"message","session_id":{dumps(session_id)},"run_id":{dumps(run_id)},'
-            f'"role":{dumps(role)},"content":{dumps(content)},"metadata":{metadata},"created_at":{int(created_at)}}}')
 
 
 class MessageCache:
@@ -95,14 +88,9 @@ class MessageCache:
 message_cache = MessageCache()
 
 
-def mark_deleted(session: Any, session_id: str) -> None:
-    """Register the deletion of a chat session, for forgetting it when `session` commits."""
-    sync_session = getattr(session, "sync_session", session)
-    sync_session.info.setdefault(_DELETED, set()).add(session_id)
-
-
-def mark_dirty(session: Any, session_id: str) -> None:
-    """Register a bulk change of a session's messages, for invalidation when `session` commits."""
+def invalidate_on_commit(session: Any, session_id: str) -> None:
+    """Register a change of a session's messages that the ORM does not see (a bulk statement), for invalidation
+    once `session` (an ORM session, sync or async) commits."""
     sync_session = getattr(session, "sync_session", session)
     sync_session.info.setdefault(_DIRTY, set()).add(session_id)
 
@@ -112,6 +100,9 @@ def _collect(session: Session, _context: Any) -> None:
     for row in (*session.new, *session.dirty, *session.deleted):
         if isinstance(row, Message):
             session.info.setdefault(_DIRTY, set()).add(row.session_id)
+    for row in session.deleted:
+        if isinstance(row, ChatSession):
+            session.info.setdefault(_DELETED, set()).add(row.id)
 
 
 @event.listens_for(Session, "after_commit")

@@ -1,4 +1,5 @@
-"""Helpers for the e2e tests: a strict reader of the run event stream and the common requests."""
+"""Requests to a server process (`servers.py`) over real HTTP: a strict reader of the run event stream and
+the common requests."""
 
 from __future__ import annotations
 

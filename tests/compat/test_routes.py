@@ -10,9 +10,8 @@ import pytest
 from autobots.config import Settings
 from autobots.users import service as user_service
 
-CODER_PROMPT = ("You are a helpful AI assistant. Solve tasks using your coding and language skills. "
-                "Suggest python code for the user to execute. Reply TERMINATE when the task is done.")
-QUESTION = "What is 12*(3+4)?"
+from tests.support.seed import QUESTION, assistant, autonomous_flow, message_body, userproxy
+
 SECRET = "sk-seed-SECRET-0123456789abcdef"
 
 
@@ -20,33 +19,6 @@ SECRET = "sk-seed-SECRET-0123456789abcdef"
 def no_openai_key(monkeypatch: pytest.MonkeyPatch) -> None:
     """Seed llm configs without a key fall back to the server default (scripted) only when no key is set."""
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-
-
-def userproxy(name: str = "user_proxy", **config: Any) -> dict[str, Any]:
-    return {"type": "userproxy", "config": {"name": name, "llm_config": False, "human_input_mode": "NEVER",
-                                            "max_consecutive_auto_reply": 10, "system_message": "",
-                                            "code_execution_config": "local", **config}}
-
-
-def assistant(name: str = "primary_assistant", **config: Any) -> dict[str, Any]:
-    return {"type": "assistant", "config": {"name": name, "llm_config": {"config_list": [{"model": "gpt-4"}],
-                                                                          "temperature": 0.1},
-                                            "code_execution_config": False, "human_input_mode": "NEVER",
-                                            "max_consecutive_auto_reply": 8, "system_message": CODER_PROMPT,
-                                            **config}}
-
-
-def autonomous_flow(**overrides: Any) -> dict[str, Any]:
-    """The autogen-assistant shape: sender and receiver as whole agent objects."""
-    return {"name": "General Agent Workflow", "description": "Default workflow", "type": "default",
-            "sender": userproxy(), "receiver": assistant(), **overrides}
-
-
-def message_body(content: str = QUESTION, session_id: str = "seed-session-1", user_id: str = "user@example.com",
-                 flow: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {"message": {"user_id": user_id, "role": "user", "content": content, "session_id": session_id,
-                        "msg_id": "client-msg-1", "root_msg_id": "0", "timestamp": "2023-10-01T00:00:00"},
-            "flow_config": flow or autonomous_flow()}
 
 
 async def post_message(client: httpx.AsyncClient, body: dict[str, Any], **kwargs: Any) -> dict[str, Any]:

@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from autobots.compat.flow_config import parse_flow_config
+from autobots.compat.translator import code_execution_of, sanitize_name, to_workflow
 from autobots.errors import InvalidWorkflowSpec
 from autobots.models.schemas import ModelConfig
 from autobots.workflows import check_spec
-from autobots.workflows.seed import code_execution_of, parse_flow_config, sanitize_name, to_workflow
 
 SCRIPTED = ModelConfig(provider="scripted", model="scripted")
 CODER_PROMPT = "You are a helpful AI assistant. Solve tasks using your coding and language skills."
