@@ -1,6 +1,6 @@
 """`python -m bench [--quick] [--output FILE] [--only SECTION ...]`: run the benchmarks, write RESULTS.md.
 
-Sections: engine (1), concurrency (2, with memory 5), readpath (3), sandbox (4), profile (6).
+Sections: engine (1), concurrency (2, with memory 5), readpath (3), sandbox (4), profile (6), pipeline (7), strategy (8).
 Full mode writes bench/RESULTS.md and raw outputs under bench/out/ (gitignored). `--quick` uses tiny
 counts (finishes in well under a minute, skips the sandbox) so CI can check that the command still works;
 its figures mean nothing. A section that fails is reported as failed in the file and makes the exit
@@ -26,7 +26,7 @@ from typing import Any
 
 from bench._common import BENCH, fmt
 
-SECTIONS = ["engine", "concurrency", "readpath", "sandbox", "profile"]
+SECTIONS = ["engine", "concurrency", "readpath", "sandbox", "profile", "pipeline", "strategy"]
 PACKAGES = ["autogen-agentchat", "autogen-core", "autogen-ext", "openai", "fastapi", "starlette", "uvicorn",
             "sqlalchemy", "sqlmodel", "aiosqlite", "pydantic", "httpx", "docker"]
 
@@ -123,6 +123,17 @@ def summary(results: dict[str, dict[str, Any]]) -> list[str]:
             row(label, f"{fmt(s[key])}×", target, s[key] <= limit)
     if "skipped" in s:
         row("4. sandbox", f"skipped ({s['skipped']})", "", None)
+    p = results.get("pipeline", {}).get("figures", {})
+    if "vs_sequential" in p:
+        row("7. pipeline makespan, ready steps at once / one after another", f"{fmt(p['vs_sequential'])}×",
+            "≤ 0.35× (0.40× is the floor)", p["met_vs_sequential"])
+        row("7. pipeline makespan, service / asyncio floor", f"{fmt(p['vs_library'])}×", "≤ 1.15×",
+            p["met_vs_library"])
+        row("7. pipeline overhead, CPU per step", f"{fmt(p['overhead_cpu_ms_per_step'])} ms", "", None)
+    st = results.get("strategy", {}).get("figures", {})
+    if "cpu_ratio" in st:
+        row("8. strategy CPU per model turn / round robin", f"{fmt(st['cpu_ratio'])}× "
+            f"({fmt(st['transition_cpu_ms'])} ms per transition)", "≤ 1.1×", st["met"])
     return rows
 
 
@@ -168,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         "## Machine", "", *machine(), "",
         "## Summary", "", *summary(results), "",
     ]
-    order = ["engine", "concurrency", "readpath", "sandbox", "profile"]
+    order = ["engine", "concurrency", "readpath", "sandbox", "profile", "pipeline", "strategy"]
     for name in [n for n in order if n in results]:
         section = results[name]
         lines += [f"## {section['title']}", "", section["markdown"], ""]

@@ -76,6 +76,23 @@ class Workflow(SQLModel, table=True):
     deleted_at: int | None = None
 
 
+class PromptModule(SQLModel, table=True):
+    """A user's prompt module (`/api/v1/modules`): a named system prompt that pipeline steps may name."""
+
+    __tablename__ = "module"
+    __table_args__ = (UniqueConstraint("user_id", "name", name="uq_module_user_id_name"),)
+
+    pk: int | None = Field(default=None, primary_key=True)
+    id: str = Field(unique=True, index=True, max_length=40)
+    user_id: str = Field(foreign_key="user.id", max_length=40)
+    name: str = Field(max_length=100)
+    system_message: str = Field(sa_column=Column(Text, nullable=False))
+    description: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    model: str | None = Field(default=None, max_length=100)
+    created_at: int = Field(default_factory=now)
+    updated_at: int = Field(default_factory=now)
+
+
 class ChatSession(SQLModel, table=True):
     __tablename__ = "session"
     __table_args__ = (UniqueConstraint("user_id", "external_id", name="uq_session_user_id_external_id"),)
@@ -125,6 +142,8 @@ class Run(SQLModel, table=True):
     stop_reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     # Set when a limit stopped the run first (status `incomplete`): max_messages, max_tokens or timeout.
     incomplete_reason: str | None = Field(default=None, max_length=20)
+    # A pipeline's steps as they stand: [{id, status, model}], updated as each starts and ends.
+    steps: list[dict[str, Any]] | None = _json_column()
     sandbox: str | None = Field(default=None, max_length=20)
     owner: str | None = Field(default=None, max_length=100)
     attempt: int = 0

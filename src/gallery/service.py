@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from autobots.db.repositories import GalleryRepository, MessageRepository, Page, PageQuery, WorkflowRepository
+from autobots.db.repositories import GalleryRepository, Page, PageQuery, WorkflowRepository
 from autobots.db.tables import ChatSession, GalleryItem, new_id
 from autobots.errors import NotFound
-from autobots.sessions.service import message_dict
+from autobots.sessions import service as session_service
+from autobots.sessions.schemas import message_out
+from autobots.workflows import modules
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 MAX_PUBLISHED_MESSAGES = 1000
@@ -18,12 +20,14 @@ class GalleryItemNotFound(NotFound):
 async def publish(session: AsyncSession, *, user_id: str, chat: ChatSession, tags: list[str]) -> GalleryItem:
     """Snapshot the session (workflow spec already redacted at rest) and its messages."""
     workflow = await WorkflowRepository(session).get(chat.workflow_id) if chat.workflow_id else None
-    messages = await MessageRepository(session).history(chat.id, limit=MAX_PUBLISHED_MESSAGES)
+    messages = await session_service.list_history(session, session_id=chat.id, limit=MAX_PUBLISHED_MESSAGES)
     snapshot = {"id": chat.id, "object": "session", "name": chat.name, "workflow_id": chat.workflow_id,
                 "workflow": workflow.spec if workflow else None, "created_at": chat.created_at,
                 "updated_at": chat.updated_at}
+    if workflow is not None and workflow.type == "pipeline":
+        snapshot["modules"] = await modules.used_from_library(session, user_id=user_id, spec=workflow.spec)
     item = GalleryItem(id=new_id("gal"), published_by=user_id, session=snapshot,
-                       messages=[message_dict(m) for m in messages], tags=sorted(set(tags)))
+                       messages=[message_out(m) for m in messages], tags=sorted(set(tags)))
     return await GalleryRepository(session).add_with_tags(item)
 
 

@@ -24,8 +24,10 @@ import re
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from typing import Any, Literal, Self
 
-from autobots.models._scripted_roles import classify, message_text, reply_for
+from autobots.models._scripted_formats import formatted_reply
+from autobots.models._scripted_roles import classify, message_text, reply_for, task_of
 from autobots.models._scripted_selector import is_selector_prompt, select_speaker
+from autobots.models._scripted_tools import next_tool_call, tool_results
 from autobots.models.schemas import Persona
 from autogen_core import CancellationToken, Component
 from autogen_core.models import (
@@ -88,6 +90,10 @@ class ScriptedChatCompletionClient(ChatCompletionClient, Component[ScriptedClien
             return select_speaker(request)
         if "summar" in self._persona.name.lower() or SUMMARY_REQUEST.search(request):
             return _summarize(messages, self._persona.termination_text)
+        latest = next((message_text(m) for m in reversed(messages) if isinstance(m, UserMessage)), "")
+        formatted = formatted_reply(latest, task_of(messages))
+        if formatted is not None:
+            return formatted
         return reply_for(self._role, messages, self._persona.termination_text)
 
     async def create(
@@ -100,14 +106,23 @@ class ScriptedChatCompletionClient(ChatCompletionClient, Component[ScriptedClien
         extra_create_args: Mapping[str, Any] = {},
         cancellation_token: CancellationToken | None = None,
     ) -> CreateResult:
-        content = self.reply(messages)
+        call = next_tool_call(tools, messages, name=self._persona.name, task=task_of(messages)) if tools else None
+        if call is not None:
+            usage = RequestUsage(prompt_tokens=self.count_tokens(messages), completion_tokens=_tokens(call.arguments))
+            self._count(usage)
+            return CreateResult(finish_reason="function_calls", content=[call], usage=usage, cached=False)
+        results = tool_results(messages)
+        content = self.reply(messages) if not results else _report(results, self._persona.termination_text)
         usage = RequestUsage(prompt_tokens=self.count_tokens(messages), completion_tokens=_tokens(content))
+        self._count(usage)
+        return CreateResult(finish_reason="stop", content=content, usage=usage, cached=False)
+
+    def _count(self, usage: RequestUsage) -> None:
         self._last = usage
         self._total = RequestUsage(
             prompt_tokens=self._total.prompt_tokens + usage.prompt_tokens,
             completion_tokens=self._total.completion_tokens + usage.completion_tokens,
         )
-        return CreateResult(finish_reason="stop", content=content, usage=usage, cached=False)
 
     async def create_stream(
         self,
@@ -143,13 +158,13 @@ class ScriptedChatCompletionClient(ChatCompletionClient, Component[ScriptedClien
 
     @property
     def capabilities(self) -> ModelCapabilities:  # type: ignore[override]
-        return ModelCapabilities(vision=False, function_calling=False, json_output=False)  # type: ignore[typeddict-item]
+        return ModelCapabilities(vision=False, function_calling=True, json_output=False)  # type: ignore[typeddict-item]
 
     @property
     def model_info(self) -> ModelInfo:
         return ModelInfo(
             vision=False,
-            function_calling=False,
+            function_calling=True,
             json_output=False,
             family=ModelFamily.UNKNOWN,
             structured_output=False,
@@ -161,6 +176,13 @@ class ScriptedChatCompletionClient(ChatCompletionClient, Component[ScriptedClien
     @classmethod
     def _from_config(cls, config: ScriptedClientConfig) -> Self:
         return cls(config.persona, model=config.model)
+
+
+def _report(results: list[str], termination: str) -> str:
+    """A manager's answer once its tools have answered: what its reports said."""
+    firsts = [result.strip().splitlines()[0][:200] for result in results if result.strip()]
+    lines = "\n".join(f"- {first}" for first in firsts)
+    return f"Here is what my reports found:\n{lines}\n{termination}"
 
 
 def _tokens(text: str) -> int:

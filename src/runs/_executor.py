@@ -16,21 +16,26 @@ from autobots.db.tables import Message, Run, new_id, now
 from autobots.runs._errors import classify
 from autobots.runs._recorder import RunRecorder
 from autobots.runs._transcript import UsageMeter, transcript_entry
+from autobots.workflows import modules as module_service
 from autobots.workflows import service as workflow_service
 from autobots.workflows.builders import (
     BuildContext,
     CodeExecutionRecord,
+    StepFailed,
+    WorkflowEvent,
     WorkflowResult,
     compile_workflow,
     strip_termination,
 )
 from autobots.workflows.builders import wall_time_limit as spec_wall_time
+from autobots.workflows.schemas import ModuleSpec, WorkflowSpec
 from autobots.workflows.secrets import vault
 from autogen_agentchat.messages import TextMessage
 from autogen_core import CancellationToken
 from autogen_core.models import AssistantMessage, LLMMessage, UserMessage
 
 logger = logging.getLogger("autobots.runs")
+_STEP_STATUS = {"step.started": "running", "step.completed": "completed", "step.failed": "failed"}
 HISTORY_LIMIT = 100
 
 
@@ -78,6 +83,7 @@ class RunExecution:
         self.message_seqs: list[int] = []
         self.execution_seqs: list[int] = []
         self.checkpointed_at = -math.inf
+        self.step_states: dict[str, dict[str, Any]] = {s["id"]: dict(s) for s in run.steps or []}
         self.started_at = run.started_at or now()
 
     async def execute(self) -> None:
@@ -85,13 +91,14 @@ class RunExecution:
         model_configs = workflow_service.resolve_models(spec, self.settings, vault.secrets_for(self.run.workflow_id))
         ctx = BuildContext(spec=spec, model_configs=model_configs, settings=self.settings, run_id=self.run.id,
                            sandbox=self.sandbox, on_code_execution=self._record_execution,
-                           history=self.history)
+                           history=self.history, modules=await self._module_library(spec))
         workflow = compile_workflow(ctx)
         if self.resume.get("team") is not None and workflow.resumable:
             self._restore_record()
             earlier = [TextMessage(content=e["content"], source=e["source"]) for e in self.transcript]
             workflow.resume_from(self.resume["team"], earlier)
-        meter = UsageMeter(spec=spec, model_configs=model_configs)
+        meter = UsageMeter(spec=spec, model_configs=model_configs,
+                           model_by_source=getattr(workflow, "model_by_source", {}))
         for entry in self.transcript:
             meter.add(entry)
         wall = spec_wall_time(spec.termination, self.settings)
@@ -102,6 +109,9 @@ class RunExecution:
             async for item in workflow.run_stream(task, self.live.token):
                 if isinstance(item, WorkflowResult):
                     result = item
+                    continue
+                if isinstance(item, WorkflowEvent):
+                    await self._record_step(item, workflow)
                     continue
                 entry = transcript_entry(item)
                 if entry is not None:
@@ -116,6 +126,17 @@ class RunExecution:
             if not (self.live.cancel_requested or self.live.expired):
                 raise
             await self._finish_stopped(meter, ctx)
+            return
+        except StepFailed as exc:
+            if self.live.cancel_requested or self.live.expired:
+                await self._finish_stopped(meter, ctx)
+                return
+            error_type, message = classify(exc.cause) if exc.cause is not None else (exc.code or exc.type, exc.message)
+            logger.warning("run %s: step %s failed: %s", self.run.id, exc.step_id, error_type)
+            error = {"type": error_type, "message": message, "step": exc.step_id}
+            await self._record_step(WorkflowEvent("step.failed", {"id": exc.step_id, "error": error}), None)
+            await self._finish("failed", meter, error=error, stop_reason=f"error: {error_type} in step {exc.step_id}",
+                               reply=None, summary=None, ctx=ctx)
             return
         except Exception as exc:
             if self.live.cancel_requested or self.live.expired:
@@ -132,7 +153,28 @@ class RunExecution:
         assert result is not None
         status = "incomplete" if result.incomplete_reason else "completed"
         await self._finish(status, meter, error=None, stop_reason=result.stop_reason, reply=result.reply,
-                           summary=result.summary, ctx=ctx, incomplete_reason=result.incomplete_reason)
+                           summary=result.summary, ctx=ctx, incomplete_reason=result.incomplete_reason,
+                           metadata=result.metadata)
+
+    async def _module_library(self, spec: WorkflowSpec) -> dict[str, ModuleSpec]:
+        """The user's prompt modules as they are now, for a pipeline (a step may name one)."""
+        if spec.type != "pipeline":
+            return {}
+        async with self.db.read_session() as db:
+            return await module_service.library(db, user_id=self.run.user_id)
+
+    async def _record_step(self, event: WorkflowEvent, workflow: Any) -> None:
+        """A pipeline step's or a strategy transition's event. A durable one is committed with the checkpoint that
+        includes it before the workflow goes on (a pipeline's dependants start only once their inputs are on
+        disk; a resumed strategy continues in the state it reached)."""
+        values: dict[str, Any] = {}
+        if event.type in _STEP_STATUS:
+            state = self.step_states.setdefault(event.data["id"], {"id": event.data["id"]})
+            state.update(status=_STEP_STATUS[event.type], model=event.data.get("model", state.get("model")))
+            values["steps"] = [dict(s) for s in self.step_states.values()]
+        if event.durable:
+            values["checkpoint"] = await self._checkpoint(workflow)
+        await self.recorder.emit_many([(event.type, event.data)], run_values=values, durable=event.durable)
 
     def _checkpoint_due(self, workflow: Any) -> bool:
         """After the first message, then at most every `checkpoint_interval_s`: saving a team's state costs
@@ -192,7 +234,7 @@ class RunExecution:
 
     async def _finish(self, status: str, meter: UsageMeter, *, error: dict[str, str] | None, stop_reason: str | None,
                       reply: str | None, summary: str | None, ctx: BuildContext,
-                      incomplete_reason: str | None = None) -> None:
+                      incomplete_reason: str | None = None, metadata: dict[str, Any] | None = None) -> None:
         finished_at = now()
         if reply is None:
             stripped = (strip_termination(e["content"], ctx.spec.termination.text)
@@ -207,7 +249,8 @@ class RunExecution:
                       "code_executions": self.executions, "stop_reason": stop_reason, "sandbox": ctx.sandbox_used,
                       "sandbox_isolated": ctx.sandbox_used not in ("local",) if ctx.sandbox_used else None,
                       "started_at": self.started_at, "finished_at": finished_at, "status": status,
-                      "incomplete_details": {"reason": incomplete_reason} if incomplete_reason else None},
+                      "incomplete_details": {"reason": incomplete_reason} if incomplete_reason else None,
+                      **(metadata or {})},
             )
         values: dict[str, Any] = {"status": status, "usage": meter.usage(), "cost": meter.cost, "error": error,
                                   "stop_reason": stop_reason, "finished_at": finished_at,

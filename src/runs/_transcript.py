@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +36,8 @@ class UsageMeter:
 
     spec: WorkflowSpec
     model_configs: dict[str, ModelConfig]
+    # Sources that are not agents (a pipeline's steps) and the model each used.
+    model_by_source: Mapping[str, str] = field(default_factory=dict)
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost: float = 0.0
@@ -44,6 +47,9 @@ class UsageMeter:
         for agent in self.spec.agents:
             config = self.model_configs.get(self.spec.model_for(agent))
             self._price_by_agent[agent.name] = config.price if config else None
+        for source, model in self.model_by_source.items():
+            config = self.model_configs.get(model)
+            self._price_by_agent[source] = config.price if config else None
 
     def add(self, entry: dict[str, Any]) -> None:
         usage = entry.get("usage")

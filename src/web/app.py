@@ -11,10 +11,10 @@ from typing import Any
 from autobots import __version__, models
 from autobots.config import Settings, get_settings
 from autobots.db import Database, migrate_to_head, redacted_url
-from autobots.db.message_cache import message_cache
 from autobots.errors import AutobotsError
 from autobots.runs import RunManager, worker_count
 from autobots.sandbox import SandboxManager
+from autobots.sessions.message_cache import message_cache
 from autobots.web.admission import WriteAdmission
 from autobots.web.deps import Services
 from autobots.web.errors import install_error_handlers
@@ -23,7 +23,7 @@ from autobots.web.metrics import Metrics
 from autobots.web.middleware import RequestContextMiddleware
 from autobots.web.quotas import RateLimitMiddleware, StreamCounter
 from autobots.web.request_guards import RequestGuardMiddleware
-from autobots.web.routers import compat, gallery, messages, runs, service, sessions, workflows
+from autobots.web.routers import gallery, messages, modules, runs, service, sessions, workflows
 from autobots.workflows.schemas import WorkflowSpec
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
@@ -85,7 +85,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = Metrics()
     app.state.streams = StreamCounter(settings.max_streams_per_user)
     install_error_handlers(app)
-    for module in (workflows, sessions, messages, runs, gallery, service, compat):
+    # Imported here, not at the top: `autobots.compat` builds on this package's auth, dependencies and schemas,
+    # and importing any of them runs this package's __init__, which imports this module.
+    from autobots.compat import routes as compat
+
+    for module in (workflows, modules, sessions, messages, runs, gallery, service, compat):
         app.include_router(module.router)
     app.add_middleware(WriteAdmission, limit=settings.max_concurrent_writes)
     app.add_middleware(RateLimitMiddleware, rate=settings.rate_limit_per_key, burst=settings.rate_limit_burst,

@@ -1,14 +1,15 @@
-"""Public shapes of the API (response models) and request bodies. Rows never leave without these."""
+"""Public shapes of the API (response models) and request bodies. Rows never leave without these; a room with a
+home of its own defines its shapes there (`sessions/schemas.py`: sessions and messages)."""
 
 from __future__ import annotations
 
 import json
 from typing import Any, Generic, Literal, TypeVar
 
-from autobots.db.message_cache import CachedMessage
 from autobots.db.repositories import Page
-from autobots.db.tables import ChatSession, GalleryItem, Message, Run, RunEvent, Workflow
-from autobots.sessions.service import message_dict
+from autobots.db.tables import GalleryItem, Run, RunEvent, Workflow
+from autobots.sessions.message_cache import CachedMessage
+from autobots.sessions.schemas import MessageOut
 from fastapi import Response
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -57,34 +58,20 @@ class WorkflowOut(BaseModel):
     updated_at: int
 
 
-class SessionOut(BaseModel):
-    id: str
-    object: Literal["session"] = "session"
-    user_id: str
-    name: str | None
-    workflow_id: str | None
-    created_at: int
-    updated_at: int
-
-
-class MessageOut(BaseModel):
-    id: str
-    object: Literal["message"] = "message"
-    session_id: str
-    run_id: str | None
-    role: Literal["user", "assistant"]
-    content: str
-    metadata: dict[str, Any]
-    created_at: int
-
-
 class RunError(BaseModel):
     type: str
     message: str
+    step: str | None = Field(None, description="The pipeline step that failed, for a pipeline run")
 
 
 class IncompleteDetails(BaseModel):
     reason: Literal["max_messages", "max_tokens", "timeout", "max_steps"]
+
+
+class StepState(BaseModel):
+    id: str
+    status: Literal["running", "completed", "failed"]
+    model: str | None = None
 
 
 class RunOut(BaseModel):
@@ -98,6 +85,7 @@ class RunOut(BaseModel):
     error: RunError | None
     incomplete_details: IncompleteDetails | None = Field(
         None, description="Why a limit stopped the run before the workflow's own end (status `incomplete`)")
+    steps: list[StepState] | None = Field(None, description="A pipeline's steps as they stand, while it runs too")
     stop_reason: str | None
     attempt: int
     user_message_id: str | None
@@ -136,15 +124,6 @@ def workflow_out(row: Workflow) -> dict[str, Any]:
             "spec": row.spec, "created_at": row.created_at, "updated_at": row.updated_at}
 
 
-def session_out(row: ChatSession) -> dict[str, Any]:
-    return {"id": row.id, "object": "session", "user_id": row.user_id, "name": row.name,
-            "workflow_id": row.workflow_id, "created_at": row.created_at, "updated_at": row.updated_at}
-
-
-def message_out(row: Message) -> dict[str, Any]:
-    return message_dict(row)
-
-
 def json_response(body: dict[str, Any], *, status: int) -> Response:
     """JSON-ready data sent as it is: hot routes skip FastAPI's re-validation against their response model
     (which stays their documented shape)."""
@@ -171,6 +150,7 @@ def run_out(row: Run) -> dict[str, Any]:
                       "total_tokens": usage.get("total_tokens", 0)},
             "cost": row.cost, "error": row.error,
             "incomplete_details": {"reason": row.incomplete_reason} if row.incomplete_reason else None,
+            "steps": row.steps,
             "stop_reason": row.stop_reason, "attempt": row.attempt,
             "user_message_id": row.user_message_id, "reply_message_id": row.reply_message_id,
             "created_at": row.created_at, "started_at": row.started_at, "finished_at": row.finished_at}

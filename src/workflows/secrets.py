@@ -61,7 +61,7 @@ def secrets_of(spec: WorkflowSpec) -> ModelSecrets:
 
 def redact_spec(spec: WorkflowSpec) -> dict[str, Any]:
     """The spec as it may be stored, returned or published: no inline key, no credential in a base_url."""
-    data = spec.model_dump(mode="json", exclude_none=False)
+    data = spec.model_dump(mode="json", exclude_none=False, by_alias=True)
     for model in (data.get("models") or {}).values():
         model.pop("api_key", None)
         if model.get("endpoint") is None:

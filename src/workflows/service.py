@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,7 +12,8 @@ from autobots.db.repositories import Page, PageQuery, WorkflowRepository
 from autobots.db.tables import Workflow, new_id, now
 from autobots.errors import InvalidWorkflowSpec, NotFound
 from autobots.models.schemas import ModelConfig
-from autobots.workflows.schemas import WorkflowSpec
+from autobots.workflows import modules
+from autobots.workflows.schemas import ModuleSpec, WorkflowSpec
 from autobots.workflows.secrets import ModelSecrets, redact_spec, vault
 from autobots.workflows.validation import check_spec
 from pydantic import SecretStr
@@ -32,21 +34,31 @@ class ServerRules:
     models: models.ModelAccess
 
 
-async def check(data: Any, rules: ServerRules) -> tuple[WorkflowSpec | None, list[dict[str, str]]]:
-    """Every problem of `data` as a spec on this server; a base_url's host is resolved off the event loop."""
+async def check(data: Any, rules: ServerRules, *, library: Mapping[str, ModuleSpec] | None = None,
+                ) -> tuple[WorkflowSpec | None, list[dict[str, str]]]:
+    """Every problem of `data` as a spec on this server (and, for a pipeline, with the user's `library` of
+    prompt modules); a base_url's host is resolved off the event loop."""
     spec, errors = check_spec(data, available_sandboxes=rules.sandboxes, default_sandbox=rules.default_sandbox,
-                              access=rules.models)
+                              access=rules.models, library=library)
     if spec is not None:
         errors = await rules.models.address_errors(spec.models)
     return (None if errors else spec), errors
 
 
-async def validate(data: Any, rules: ServerRules, *, param_prefix: str = "") -> WorkflowSpec:
+async def validate(data: Any, rules: ServerRules, *, param_prefix: str = "",
+                   library: Mapping[str, ModuleSpec] | None = None) -> WorkflowSpec:
     """Like `check`, but raises `InvalidWorkflowSpec` listing every error (params under `param_prefix`)."""
-    spec, errors = await check(data, rules)
+    spec, errors = await check(data, rules, library=library)
     if spec is None:
         raise InvalidWorkflowSpec(errors, param_prefix=param_prefix)
     return spec
+
+
+async def library_for(db: AsyncSession, *, user_id: str, document: Any) -> Mapping[str, ModuleSpec]:
+    """The user's prompt modules when `document` is a pipeline spec (only pipelines name them), else none."""
+    if isinstance(document, dict) and document.get("type") == "pipeline":
+        return await modules.library(db, user_id=user_id)
+    return {}
 
 
 def load_spec(stored: dict[str, Any]) -> WorkflowSpec:
@@ -94,6 +106,13 @@ async def get_or_none(session: AsyncSession, *, user_id: str, workflow_id: str) 
     return await WorkflowRepository(session).get_owned(workflow_id, user_id)
 
 
+async def list_by_ids(session: AsyncSession, *, user_id: str, workflow_ids: set[str]) -> dict[str, Workflow]:
+    """The user's workflows among `workflow_ids` (deleted ones and others' left out), by id, in one query."""
+    if not workflow_ids:
+        return {}
+    return {row.id: row for row in await WorkflowRepository(session).get_owned_many(workflow_ids, user_id)}
+
+
 async def get_or_raise(session: AsyncSession, *, user_id: str, workflow_id: str) -> Workflow:
     row = await get_or_none(session, user_id=user_id, workflow_id=workflow_id)
     if row is None:
@@ -127,7 +146,8 @@ async def resolve(session: AsyncSession, *, user_id: str, workflow_id: str | Non
                   rules: ServerRules) -> Workflow | None:
     """The workflow a request names: an inline spec (stored as a new workflow) or an id the caller owns."""
     if inline is not None:
-        spec = await validate(inline, rules, param_prefix="workflow")
+        library = await library_for(session, user_id=user_id, document=inline)
+        spec = await validate(inline, rules, param_prefix="workflow", library=library)
         return await create(session, user_id=user_id, spec=spec)
     if workflow_id is not None:
         return await get_or_raise(session, user_id=user_id, workflow_id=workflow_id)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import yaml
 from autobots.errors import InvalidRequest, InvalidWorkflowSpec
 from autobots.models.access import ModelAccess
-from autobots.workflows.schemas import AgentSpec, WorkflowSpec
+from autobots.workflows._hierarchy_checks import hierarchy_errors
+from autobots.workflows._pipeline_checks import pipeline_errors
+from autobots.workflows._strategy_checks import strategy_errors
+from autobots.workflows.schemas import AgentSpec, ModuleSpec, WorkflowSpec
 from pydantic import ValidationError
 
 SpecError = dict[str, str]
@@ -61,10 +64,12 @@ def _holds_nul(document: Any) -> bool:
 def check_spec(
     data: Any, *, available_sandboxes: frozenset[str] | None = None, default_sandbox: str | None = None,
     has_default_model: bool = True, access: ModelAccess | None = None,
+    library: Mapping[str, ModuleSpec] | None = None,
 ) -> tuple[WorkflowSpec | None, list[SpecError]]:
     """Validate `data` as a workflow spec. Returns the spec (when valid) and every error found.
 
-    `access` adds the server's model rules (endpoints, keys, addresses without resolving host names).
+    `access` adds the server's model rules (endpoints, keys, addresses without resolving host names);
+    `library` is the user's prompt modules, which pipeline steps may name.
     """
     if not isinstance(data, dict):
         return None, [{"path": "", "message": "a workflow spec must be an object"}]
@@ -75,7 +80,7 @@ def check_spec(
             {"path": format_location(err["loc"]), "message": err["msg"]}
             for err in exc.errors(include_url=False)
         ]
-    errors = list(_semantic_errors(spec, has_default_model=has_default_model))
+    errors = list(_semantic_errors(spec, has_default_model=has_default_model, library=library or {}))
     if available_sandboxes is not None:
         errors.extend(_sandbox_errors(spec, available_sandboxes, default_sandbox))
     if access is not None:
@@ -92,7 +97,8 @@ def validate_spec(data: Any, *, param_prefix: str = "", **kwargs: Any) -> Workfl
     return spec
 
 
-def _semantic_errors(spec: WorkflowSpec, *, has_default_model: bool) -> Iterable[SpecError]:
+def _semantic_errors(spec: WorkflowSpec, *, has_default_model: bool,
+                     library: Mapping[str, ModuleSpec]) -> Iterable[SpecError]:
     names: dict[str, int] = {}
     for index, agent in enumerate(spec.agents):
         if agent.name in names:
@@ -123,6 +129,13 @@ def _semantic_errors(spec: WorkflowSpec, *, has_default_model: bool) -> Iterable
                 yield {"path": "groupchat.model",
                        "message": f"automatic speaker selection needs a model; '{selector}' is not defined in models"}
     yield from _type_errors(spec, names, group_name)
+    if spec.type == "pipeline":
+        yield from pipeline_errors(spec, library=library,
+                                   model_exists=lambda name: _model_exists(spec, name, has_default_model))
+    elif spec.type == "strategy":
+        yield from strategy_errors(spec)
+    elif spec.type == "hierarchy":
+        yield from hierarchy_errors(spec)
 
 
 def _model_exists(spec: WorkflowSpec, name: str, has_default_model: bool) -> bool:
@@ -146,6 +159,8 @@ def _model_reference_errors(spec: WorkflowSpec, agent: AgentSpec, index: int,
 
 
 def _type_errors(spec: WorkflowSpec, names: dict[str, int], group_name: str | None) -> Iterable[SpecError]:
+    if spec.type in ("autonomous", "sequential", "groupchat") and not spec.agents:
+        yield {"path": "agents", "message": f"a {spec.type} workflow needs at least one agent"}
     if spec.type == "autonomous":
         if not spec.sender:
             yield {"path": "sender", "message": "an autonomous workflow needs a sender"}
@@ -176,16 +191,19 @@ def _type_errors(spec: WorkflowSpec, names: dict[str, int], group_name: str | No
 
 
 def _sandbox_errors(spec: WorkflowSpec, available: frozenset[str], default: str | None) -> Iterable[SpecError]:
-    for index, agent in enumerate(spec.agents):
-        execution = agent.code_execution
+    executions = [(f"agents[{index}].code_execution", agent.code_execution) for index, agent in enumerate(spec.agents)]
+    if spec.pipeline is not None:
+        executions += [(f"pipeline.steps[{index}].execute", step.execute)
+                       for index, step in enumerate(spec.pipeline.steps)]
+    for path, execution in executions:
         if execution is None:
             continue
         wanted = execution.sandbox or default
         if wanted is None:
-            yield {"path": f"agents[{index}].code_execution",
+            yield {"path": path,
                    "message": "this server has no sandbox that may run code (no Docker engine, no bubblewrap, "
                               "and 'local' not configured)"}
         elif wanted not in available:
             offered = ", ".join(sorted(available)) or "none"
-            yield {"path": f"agents[{index}].code_execution.sandbox",
+            yield {"path": f"{path}.sandbox",
                    "message": f"sandbox '{wanted}' is not available on this server (available: {offered})"}

@@ -34,11 +34,13 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import uvicorn
 
-Responder = Callable[["RecordedRequest"], "str | Awaitable[str]"]
+# A responder answers with text, or with tool calls: {"tool_calls": [{"name": ..., "arguments": {...}}]}.
+Responder = Callable[["RecordedRequest"], "str | dict[str, Any] | Awaitable[str | dict[str, Any]]"]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 
@@ -74,6 +76,10 @@ class RecordedRequest:
     @property
     def stream(self) -> bool:
         return bool(self.body.get("stream"))
+
+    def tool_results(self) -> list[str]:
+        """The tool results in the request, oldest first (what earlier tool calls answered)."""
+        return [_content_text(m.get("content")) for m in self.messages if m.get("role") == "tool"]
 
     def last_user_text(self) -> str:
         for message in reversed(self.messages):
@@ -252,8 +258,12 @@ class FakeOpenAIServer:
             return
         if self.latency_ms:
             await asyncio.sleep(self.latency_ms / 1000)
-        text = await self._reply_text(request)
+        reply = await self._reply_text(request)
         completion_id = f"chatcmpl-{next(self._ids)}"
+        if isinstance(reply, dict):
+            await self._send_tool_calls(send, request, completion_id, reply["tool_calls"])
+            return
+        text = reply
         usage = _usage(request, text)
         if request.stream:
             await _send_stream(send, request, completion_id, text, usage)
@@ -275,7 +285,22 @@ class FakeOpenAIServer:
         while time.monotonic() < deadline and not (self._server is not None and self._server.should_exit):  # noqa: ASYNC110
             await asyncio.sleep(min(0.05, seconds))
 
-    async def _reply_text(self, request: RecordedRequest) -> str:
+    async def _send_tool_calls(self, send: Send, request: RecordedRequest, completion_id: str,
+                               calls: Sequence[dict[str, Any]]) -> None:
+        """An assistant message that calls tools (non-streaming requests only)."""
+        tool_calls = [{"id": f"call_{completion_id}_{i}", "type": "function",
+                       "function": {"name": call["name"], "arguments": json.dumps(call.get("arguments", {}))}}
+                      for i, call in enumerate(calls)]
+        usage = _usage(request, json.dumps(tool_calls))
+        await _send_json(send, 200, {
+            "id": completion_id, "object": "chat.completion", "created": int(time.time()),
+            "model": request.model or "fake-model",
+            "choices": [{"index": 0, "finish_reason": "tool_calls", "logprobs": None,
+                         "message": {"role": "assistant", "content": None, "tool_calls": tool_calls}}],
+            "usage": usage,
+        })
+
+    async def _reply_text(self, request: RecordedRequest) -> str | dict[str, Any]:
         if self._replies:
             return self._replies.popleft()
         if self.responder is not None:
@@ -295,28 +320,53 @@ class FakeOpenAIServer:
 
 
 class FakeOpenAIProcess:
-    """The server in a child process (`python tests/support/openai_server.py`), for benchmarks."""
+    """The server in a child process (`python tests/support/openai_server.py`), for benchmarks and tests that
+    need it out of their own process.
 
-    def __init__(self, *, port: int = 0, latency_ms: float = 0.0, terminate_after: int | None = 1) -> None:
+    Args:
+        port: 0 picks a free port.
+        latency_ms: Delay before every reply, to imitate a model.
+        terminate_after: As for `FakeOpenAIServer`; None never appends the termination text.
+        log: Where the server's stderr goes (None: inherited).
+    """
+
+    def __init__(self, *, port: int = 0, latency_ms: float = 0.0, terminate_after: int | None = 1,
+                 log: Path | None = None) -> None:
         self._args = [sys.executable, __file__, "--port", str(port), "--latency-ms", str(latency_ms),
                       "--terminate-after", str(terminate_after or 0)]
+        self._log = log
         self._proc: subprocess.Popen[str] | None = None
         self.base_url = ""
 
+    @property
+    def pid(self) -> int:
+        assert self._proc is not None, "not started"
+        return self._proc.pid
+
     def __enter__(self) -> FakeOpenAIProcess:
-        self._proc = subprocess.Popen(self._args, stdout=subprocess.PIPE, text=True)
+        if self._log is None:
+            self._proc = subprocess.Popen(self._args, stdout=subprocess.PIPE, text=True)
+        else:
+            self._log.parent.mkdir(parents=True, exist_ok=True)
+            with self._log.open("w") as errlog:
+                self._proc = subprocess.Popen(self._args, stdout=subprocess.PIPE, stderr=errlog, text=True)
         assert self._proc.stdout is not None
         line = self._proc.stdout.readline()
         if not line.startswith("READY "):
             self._proc.kill()
+            self._proc.wait(timeout=10)
             raise RuntimeError(f"the fake OpenAI server did not start: {line!r}")
         self.base_url = line.split()[1]
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._proc is not None:
+        if self._proc is not None and self._proc.poll() is None:
             self._proc.terminate()
-            self._proc.wait(timeout=10)
+            try:
+                self._proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait(timeout=10)
 
 
 def _pick_speaker(prompt: str, candidates: list[str]) -> str:

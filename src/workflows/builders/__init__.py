@@ -6,9 +6,12 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, Protocol
 
 from autobots.workflows.builders._context import BuildContext
+from autobots.workflows.builders._hierarchy import HierarchyWorkflow
+from autobots.workflows.builders._pipeline import PipelineWorkflow, StepFailed
 from autobots.workflows.builders._proxy import CodeExecutionRecord, UserProxy, extract_code_blocks
-from autobots.workflows.builders._result import WorkflowResult, strip_termination
+from autobots.workflows.builders._result import WorkflowEvent, WorkflowResult, strip_termination
 from autobots.workflows.builders._sequential import SequentialWorkflow
+from autobots.workflows.builders._strategy import StrategyFormatError, StrategyWorkflow
 from autobots.workflows.builders._team import TeamWorkflow, build_team
 from autobots.workflows.builders._termination import wall_time_limit
 from autogen_agentchat.messages import BaseAgentEvent, BaseChatMessage
@@ -22,7 +25,7 @@ class CompiledWorkflow(Protocol):
 
     def run_stream(
         self, task: Sequence[BaseChatMessage], token: CancellationToken
-    ) -> AsyncIterator[BaseAgentEvent | BaseChatMessage | WorkflowResult]: ...
+    ) -> AsyncIterator[BaseAgentEvent | BaseChatMessage | WorkflowEvent | WorkflowResult]: ...
 
     async def checkpoint(self) -> Mapping[str, Any] | None: ...
 
@@ -32,6 +35,12 @@ class CompiledWorkflow(Protocol):
 def compile_workflow(ctx: BuildContext) -> CompiledWorkflow:
     if ctx.spec.type == "sequential":
         return SequentialWorkflow(ctx)
+    if ctx.spec.type == "pipeline":
+        return PipelineWorkflow(ctx)
+    if ctx.spec.type == "strategy":
+        return StrategyWorkflow(ctx)
+    if ctx.spec.type == "hierarchy":
+        return HierarchyWorkflow(ctx)
     return TeamWorkflow(ctx)
 
 
@@ -39,7 +48,13 @@ __all__ = [
     "BuildContext",
     "CodeExecutionRecord",
     "CompiledWorkflow",
+    "HierarchyWorkflow",
+    "PipelineWorkflow",
+    "StepFailed",
+    "StrategyFormatError",
+    "StrategyWorkflow",
     "UserProxy",
+    "WorkflowEvent",
     "WorkflowResult",
     "build_team",
     "compile_workflow",

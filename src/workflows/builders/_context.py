@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from autobots import models
 from autobots.config import Settings
+from autobots.errors import SandboxUnavailable
 from autobots.models.schemas import ModelConfig, Persona
 from autobots.workflows.builders._proxy import ExecutionListener, UserProxy
-from autobots.workflows.schemas import AgentSpec, WorkflowSpec
+from autobots.workflows.schemas import AgentSpec, ModuleSpec, WorkflowSpec
 from autogen_agentchat.agents import AssistantAgent
 from autogen_agentchat.base import ChatAgent
 from autogen_core.code_executor import CodeExecutor
@@ -38,6 +40,7 @@ class BuildContext:
         on_code_execution: Told about every sandboxed execution.
         history: Earlier turns of the session, preloaded into every assistant's model context (user turns as
             user messages, replies as assistant messages), so only the new message is the team's task.
+        modules: The user's prompt modules by name (their library), which pipeline steps may name.
     """
 
     spec: WorkflowSpec
@@ -47,6 +50,7 @@ class BuildContext:
     sandbox: SandboxManager | None = None
     on_code_execution: ExecutionListener | None = None
     history: list[LLMMessage] = field(default_factory=list)
+    modules: Mapping[str, ModuleSpec] = field(default_factory=dict)
     _clients: list[ChatCompletionClient] = field(default_factory=list)
     _executors: dict[str, CodeExecutor] = field(default_factory=dict)
     _kinds_used: set[str] = field(default_factory=set)
@@ -81,20 +85,29 @@ class BuildContext:
             model_context=UnboundedChatCompletionContext(initial_messages=list(self.history)),
         )
 
+    async def code_executor(self, key: str, *, kind: str | None, timeout_s: int | None,
+                            network: bool = False) -> CodeExecutor:
+        """The run's sandbox executor for `key` (an agent or a step), opened on first use.
+
+        Raises:
+            SandboxUnavailable: The server has no sandbox (validation refuses such specs beforehand).
+        """
+        if self.sandbox is None:
+            raise SandboxUnavailable("this server has no sandbox that may run code")
+        if key not in self._executors:
+            self._executors[key] = await self.sandbox.open_executor(run_id=self.run_id, kind=kind,
+                                                                    timeout_s=timeout_s, network=network)
+            self._kinds_used.add(str(getattr(self._executors[key], "kind", "unknown")))
+        return self._executors[key]
+
     def _build_proxy(self, agent: AgentSpec) -> UserProxy:
         execution = agent.code_execution
         factory = None
         if execution is not None and self.sandbox is not None:
-            sandbox = self.sandbox
 
             async def open_executor() -> CodeExecutor:
-                if agent.name not in self._executors:
-                    self._executors[agent.name] = await sandbox.open_executor(
-                        run_id=self.run_id, kind=execution.sandbox, timeout_s=execution.timeout_s,
-                        network=execution.network,
-                    )
-                    self._kinds_used.add(str(getattr(self._executors[agent.name], "kind", "unknown")))
-                return self._executors[agent.name]
+                return await self.code_executor(agent.name, kind=execution.sandbox, timeout_s=execution.timeout_s,
+                                                network=execution.network)
 
             factory = open_executor
         # The termination text must not appear here: it would end the chat on the proxy's own turn.

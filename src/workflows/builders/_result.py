@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from autobots.models.schemas import Persona
 from autobots.workflows.builders._context import BuildContext
@@ -24,6 +25,21 @@ class WorkflowResult:
     summary: str | None = None
     # A limit stopped the workflow before its own end: the run ends `incomplete` (API.md "Runs").
     incomplete_reason: str | None = None
+    # What the workflow type adds to the reply's metadata (a pipeline: its `steps`).
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class WorkflowEvent:
+    """Progress of a workflow type with steps (pipeline steps, strategy transitions) for the run's event stream.
+
+    A `durable` one is committed, with the workflow's checkpoint, before the workflow is resumed: what follows it
+    may rely on it being on disk (a resumed attempt continues from there).
+    """
+
+    type: str
+    data: dict[str, Any]
+    durable: bool = False
 
 
 def strip_termination(text: str, termination_text: str | None) -> str:
