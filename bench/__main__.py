@@ -1,6 +1,7 @@
 """`python -m bench [--quick] [--output FILE] [--only SECTION ...]`: run the benchmarks, write RESULTS.md.
 
-Sections: engine (1), concurrency (2, with memory 5), readpath (3), sandbox (4), profile (6), pipeline (7), strategy (8).
+Sections: engine (1), concurrency (2, with memory 5), readpath (3), sandbox (4), profile (6), pipeline (7), strategy (8),
+router (9).
 Full mode writes bench/RESULTS.md and raw outputs under bench/out/ (gitignored). `--quick` uses tiny
 counts (finishes in well under a minute, skips the sandbox) so CI can check that the command still works;
 its figures mean nothing. A section that fails is reported as failed in the file and makes the exit
@@ -26,7 +27,7 @@ from typing import Any
 
 from bench._common import BENCH, fmt
 
-SECTIONS = ["engine", "concurrency", "readpath", "sandbox", "profile", "pipeline", "strategy"]
+SECTIONS = ["engine", "concurrency", "readpath", "sandbox", "profile", "pipeline", "strategy", "router"]
 PACKAGES = ["autogen-agentchat", "autogen-core", "autogen-ext", "openai", "fastapi", "starlette", "uvicorn",
             "sqlalchemy", "sqlmodel", "aiosqlite", "pydantic", "httpx", "docker"]
 
@@ -134,6 +135,13 @@ def summary(results: dict[str, dict[str, Any]]) -> list[str]:
     if "cpu_ratio" in st:
         row("8. strategy CPU per model turn / round robin", f"{fmt(st['cpu_ratio'])}× "
             f"({fmt(st['transition_cpu_ms'])} ms per transition)", "≤ 1.1×", st["met"])
+    ro = results.get("router", {}).get("figures", {})
+    if "success_ratio" in ro:
+        row(f"9. router (simulated, {ro['tasks']} sub-tasks): thompson's success / cost against best",
+            f"{fmt(ro['success_ratio'] * 100, 1)} % / {fmt(ro['cost_ratio'] * 100, 1)} %", "≥ 95 % at ≤ 50 %",
+            ro["cost_bar_met"])
+        row("9. router: thompson's regret, second half / first half", f"{fmt(ro['regret_ratio'])}×", "≤ 0.5×",
+            ro["regret_bar_met"])
     return rows
 
 
@@ -179,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         "## Machine", "", *machine(), "",
         "## Summary", "", *summary(results), "",
     ]
-    order = ["engine", "concurrency", "readpath", "sandbox", "profile", "pipeline", "strategy"]
+    order = ["engine", "concurrency", "readpath", "sandbox", "profile", "pipeline", "strategy", "router"]
     for name in [n for n in order if n in results]:
         section = results[name]
         lines += [f"## {section['title']}", "", section["markdown"], ""]

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import sys
+from pathlib import Path
 
 from autobots.config import get_settings
 
@@ -98,6 +99,12 @@ def _worker(args: argparse.Namespace) -> int:
     return run_worker(args.fd)
 
 
+def _router_simulate(args: argparse.Namespace) -> int:
+    from autobots.router.simulation import run_command
+
+    return run_command(seed=args.seed, tasks=args.tasks, plot=args.plot)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="autobots", description="Run multi-agent AutoGen workflows as a service.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -120,6 +127,19 @@ def build_parser() -> argparse.ArgumentParser:
     image_build = image.add_parser("build", help="build autobots:VERSION from the Dockerfile, offline")
     image_build.add_argument("--rebuild-base", action="store_true", help="debootstrap the base image again")
     image_build.set_defaults(handler=_image_build)
+    from autobots.router import simulation  # stdlib only: cheap to import for its defaults
+
+    router = commands.add_parser("router", help="the model router of planner workflows").add_subparsers(
+        dest="router_command", required=True)
+    simulate = router.add_parser("simulate", help="evaluate the routing policies on a simulated model pool; "
+                                 "exit 1 when thompson misses a bar")
+    simulate.add_argument("--seed", type=int, default=simulation.DEFAULT_SEED,
+                          help=f"random seed (default {simulation.DEFAULT_SEED})")
+    simulate.add_argument("--tasks", type=int, default=simulation.DEFAULT_TASKS,
+                          help=f"simulated sub-tasks (default {simulation.DEFAULT_TASKS})")
+    simulate.add_argument("--plot", type=Path, nargs="?", const=simulation.DEFAULT_PLOT, metavar="PATH",
+                          help=f"write a PNG of cumulative regret per policy (default {simulation.DEFAULT_PLOT})")
+    simulate.set_defaults(handler=_router_simulate)
     worker = commands.add_parser("worker", help=argparse.SUPPRESS)  # started by `serve`, never by hand
     worker.add_argument("--fd", type=int, required=True)
     worker.set_defaults(handler=_worker)

@@ -93,6 +93,43 @@ class PromptModule(SQLModel, table=True):
     updated_at: int = Field(default_factory=now)
 
 
+class RouterStat(SQLModel, table=True):
+    """What the router learned for a user's workflow: one row per (sub-task kind, model)."""
+
+    __tablename__ = "router_stat"
+    __table_args__ = (UniqueConstraint("user_id", "workflow_id", "kind", "model",
+                                       name="uq_router_stat_user_id_workflow_id_kind_model"),)
+
+    pk: int | None = Field(default=None, primary_key=True)
+    user_id: str = Field(max_length=40)
+    workflow_id: str = Field(max_length=40)
+    kind: str = Field(max_length=100)
+    model: str = Field(max_length=100)
+    stats: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    updated_at: int = Field(default_factory=now)
+
+
+class RouterOutcome(SQLModel, table=True):
+    """One routed sub-task's outcome: what the verifier (or the user's feedback) scored, what it cost."""
+
+    __tablename__ = "router_outcome"
+    __table_args__ = (UniqueConstraint("run_id", "subtask_id", name="uq_router_outcome_run_id_subtask_id"),)
+
+    pk: int | None = Field(default=None, primary_key=True)
+    run_id: str = Field(max_length=40, index=True)
+    user_id: str = Field(max_length=40)
+    workflow_id: str = Field(max_length=40)
+    subtask_id: str = Field(max_length=100)
+    kind: str = Field(max_length=100)
+    model: str = Field(max_length=100)
+    success: float
+    cost_cents: float
+    latency_s: float
+    reward: float
+    feedback: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    created_at: int = Field(default_factory=now)
+
+
 class ChatSession(SQLModel, table=True):
     __tablename__ = "session"
     __table_args__ = (UniqueConstraint("user_id", "external_id", name="uq_session_user_id_external_id"),)

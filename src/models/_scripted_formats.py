@@ -19,9 +19,12 @@ def formatted_reply(prompt: str, task: str) -> str | None:
     """The reply `prompt` asks for in a fixed format, or None when it asks for none."""
     if match := _SCHEMA.search(prompt):
         try:
-            return json.dumps(sample(json.loads(match.group(1))))
+            schema = json.loads(match.group(1))
         except ValueError:
             return "{}"
+        if "subtasks" in schema.get("properties", {}):
+            return json.dumps(_plan(schema, task))
+        return json.dumps(sample(schema))
     if _ANY_JSON.search(prompt):
         return "{}"
     if match := _OPTIONS.search(prompt):
@@ -29,6 +32,24 @@ def formatted_reply(prompt: str, task: str) -> str | None:
         if options:
             return options[sum(map(ord, task)) % len(options)]  # the same task, the same choice
     return None
+
+
+def _plan(schema: dict[str, Any], task: str) -> dict[str, Any]:
+    """A planner's plan for `task`: a diamond of four sub-tasks over the kinds the schema allows (one to start,
+    two that can run at once, one that joins them), fewer when the schema allows fewer."""
+    subtasks = schema["properties"]["subtasks"]
+    kinds = subtasks["items"]["properties"]["kind"].get("enum") or ["general"]
+    gist = task.strip().splitlines()[0][:80] if task.strip() else "the task"
+    plan = [
+        {"id": "gather", "kind": kinds[0], "instruction": f"Gather what is needed for: {gist}", "depends_on": []},
+        {"id": "left", "kind": kinds[1 % len(kinds)], "instruction": f"Work out the first part of: {gist}",
+         "depends_on": ["gather"]},
+        {"id": "right", "kind": kinds[2 % len(kinds)], "instruction": f"Work out the second part of: {gist}",
+         "depends_on": ["gather"]},
+        {"id": "combine", "kind": kinds[-1], "instruction": f"Combine both parts into the result for: {gist}",
+         "depends_on": ["left", "right"]},
+    ]
+    return {"subtasks": plan if int(subtasks.get("maxItems", 4)) >= len(plan) else plan[:1]}
 
 
 def sample(schema: Any, depth: int = 0) -> Any:
@@ -51,7 +72,7 @@ def sample(schema: Any, depth: int = 0) -> Any:
         count = int(schema.get("minItems", 1))
         return [sample(schema.get("items", {"type": "string"}), depth + 1) for _ in range(count)]
     if kind in ("integer", "number"):
-        return schema.get("minimum", 1)
+        return schema.get("maximum", schema.get("minimum", 1))
     if kind == "boolean":
         return True
     if kind == "null":

@@ -13,6 +13,7 @@ from autobots.config import Settings
 from autobots.db import Database
 from autobots.db.repositories.ledger import HistoryRow
 from autobots.db.tables import Message, Run, new_id, now
+from autobots.router.store import StoredRouterMemory
 from autobots.runs._errors import classify
 from autobots.runs._recorder import RunRecorder
 from autobots.runs._transcript import UsageMeter, transcript_entry
@@ -91,7 +92,8 @@ class RunExecution:
         model_configs = workflow_service.resolve_models(spec, self.settings, vault.secrets_for(self.run.workflow_id))
         ctx = BuildContext(spec=spec, model_configs=model_configs, settings=self.settings, run_id=self.run.id,
                            sandbox=self.sandbox, on_code_execution=self._record_execution,
-                           history=self.history, modules=await self._module_library(spec))
+                           history=self.history, modules=await self._module_library(spec),
+                           router_memory=await self._router_memory(spec))
         workflow = compile_workflow(ctx)
         if self.resume.get("team") is not None and workflow.resumable:
             self._restore_record()
@@ -143,7 +145,8 @@ class RunExecution:
                 await self._finish_stopped(meter, ctx)
                 return
             error_type, message = classify(exc)
-            logger.warning("run %s failed: %s (%s)", self.run.id, error_type, type(exc).__name__)
+            logger.warning("run %s failed: %s (%s)", self.run.id, error_type, type(exc).__name__,
+                           exc_info=error_type == "internal_error")
             await self._finish("failed", meter, error={"type": error_type, "message": message},
                                stop_reason=f"error: {error_type}", reply=None, summary=None, ctx=ctx)
             return
@@ -162,6 +165,13 @@ class RunExecution:
             return {}
         async with self.db.read_session() as db:
             return await module_service.library(db, user_id=self.run.user_id)
+
+    async def _router_memory(self, spec: WorkflowSpec) -> StoredRouterMemory | None:
+        """What a planner's router learned for this user's workflow (read once, as the run starts)."""
+        if spec.type != "planner" or self.run.workflow_id is None:
+            return None
+        return await StoredRouterMemory.open(self.db, run_id=self.run.id, user_id=self.run.user_id,
+                                             workflow_id=self.run.workflow_id)
 
     async def _record_step(self, event: WorkflowEvent, workflow: Any) -> None:
         """A pipeline step's or a strategy transition's event. A durable one is committed with the checkpoint that

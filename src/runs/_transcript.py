@@ -55,6 +55,10 @@ class UsageMeter:
         usage = entry.get("usage")
         if not usage:
             return
+        source = entry["source"]
+        if source not in self._price_by_agent and source in self.model_by_source:  # routed after the start
+            config = self.model_configs.get(self.model_by_source[source])
+            self._price_by_agent[source] = config.price if config else None
         prompt, completion = int(usage["prompt_tokens"]), int(usage["completion_tokens"])
         self.prompt_tokens += prompt
         self.completion_tokens += completion

@@ -16,7 +16,7 @@ from pydantic import (
 )
 
 AGENT_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
-WorkflowType = Literal["autonomous", "sequential", "groupchat", "pipeline", "strategy", "hierarchy"]
+WorkflowType = Literal["autonomous", "sequential", "groupchat", "pipeline", "strategy", "hierarchy", "planner"]
 END_STATE = "END"  # a strategy transition's target that ends the run
 TASK_INPUT = "task"  # a pipeline step input naming the user's message rather than another step
 SummaryMethod = Literal["last", "llm", "none"]
@@ -216,6 +216,34 @@ class HierarchySpec(_Strict):
     limits: HierarchyLimits = Field(default_factory=HierarchyLimits)
 
 
+class PlannerSpec(_Strict):
+    model: str = Field("default", max_length=100, description="The model that plans (and joins the results)")
+    max_subtasks: int = Field(8, ge=1, le=50)
+    max_replans: int = Field(2, ge=0, le=10, description="Re-asks after an invalid plan before the run fails")
+    kinds: list[str] = Field(default_factory=lambda: ["research", "code", "write", "math"], min_length=1,
+                             max_length=20)
+    system_message: str | None = Field(None, max_length=20_000, description="Added to the planning prompt")
+
+
+class WorkersSpec(_Strict):
+    pool: list[str] = Field(min_length=1, max_length=20, description="Models the router picks from")
+    verifier: str | None = Field(None, max_length=100, description="The model that judges each sub-task's result")
+
+
+class RewardSpec(_Strict):
+    """Reward = alpha*success[0..1] - beta*cost[US cents] - gamma*latency[s]."""
+
+    alpha: float = Field(10.0, ge=0)
+    beta: float = Field(0.1, ge=0)
+    gamma: float = Field(0.01, ge=0)
+
+
+class RouterSpec(_Strict):
+    policy: Literal["fixed", "cheapest", "best", "thompson"] = "thompson"
+    explore: float = Field(0.05, ge=0, le=1)
+    reward: RewardSpec = Field(default_factory=RewardSpec)
+
+
 class TerminationSpec(_Strict):
     text: str | None = Field("TERMINATE", min_length=1, max_length=200)
     max_messages: int | None = Field(20, ge=1, le=1000)
@@ -237,6 +265,9 @@ class WorkflowSpec(_Strict):
     pipeline: PipelineSpec | None = None
     strategy: StrategySpec | None = None
     hierarchy: HierarchySpec | None = None
+    planner: PlannerSpec | None = None
+    workers: WorkersSpec | None = None
+    router: RouterSpec | None = None
     termination: TerminationSpec = Field(default_factory=TerminationSpec)
     summary_method: SummaryMethod = "last"
 

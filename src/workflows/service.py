@@ -61,6 +61,14 @@ async def library_for(db: AsyncSession, *, user_id: str, document: Any) -> Mappi
     return {}
 
 
+async def spec_of(session: AsyncSession, *, run: Any) -> WorkflowSpec | None:
+    """The spec of the workflow a run used (deleted workflows included: the run keeps its reference)."""
+    if run.workflow_id is None:
+        return None
+    row = await WorkflowRepository(session).get(run.workflow_id)
+    return load_spec(row.spec) if row is not None and row.user_id == run.user_id else None
+
+
 def load_spec(stored: dict[str, Any]) -> WorkflowSpec:
     """A spec read back from the database (already validated when it was stored)."""
     return WorkflowSpec.model_validate(stored)

@@ -136,6 +136,8 @@ def _semantic_errors(spec: WorkflowSpec, *, has_default_model: bool,
         yield from strategy_errors(spec)
     elif spec.type == "hierarchy":
         yield from hierarchy_errors(spec)
+    elif spec.type == "planner":
+        yield from _planner_errors(spec, has_default_model)
 
 
 def _model_exists(spec: WorkflowSpec, name: str, has_default_model: bool) -> bool:
@@ -188,6 +190,21 @@ def _type_errors(spec: WorkflowSpec, names: dict[str, int], group_name: str | No
             yield {"path": "groupchat", "message": "a groupchat workflow needs a groupchat section"}
         elif len(spec.groupchat.agents) < 2:
             yield {"path": "groupchat.agents", "message": "a groupchat needs at least two agents"}
+
+
+def _planner_errors(spec: WorkflowSpec, has_default_model: bool) -> Iterable[SpecError]:
+    if spec.planner is None:
+        yield {"path": "planner", "message": "a planner workflow needs a planner section"}
+    elif not _model_exists(spec, spec.planner.model, has_default_model):
+        yield {"path": "planner.model", "message": f"unknown model '{spec.planner.model}'"}
+    if spec.workers is None:
+        yield {"path": "workers", "message": "a planner workflow needs workers: the pool the router picks from"}
+        return
+    for index, name in enumerate(spec.workers.pool):
+        if not _model_exists(spec, name, has_default_model):
+            yield {"path": f"workers.pool[{index}]", "message": f"unknown model '{name}'"}
+    if spec.workers.verifier is not None and not _model_exists(spec, spec.workers.verifier, has_default_model):
+        yield {"path": "workers.verifier", "message": f"unknown model '{spec.workers.verifier}'"}
 
 
 def _sandbox_errors(spec: WorkflowSpec, available: frozenset[str], default: str | None) -> Iterable[SpecError]:

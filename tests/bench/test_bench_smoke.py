@@ -13,7 +13,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 SECTIONS = ["## Machine", "## Summary", "## 1. Engine overhead", "## 2. Concurrency", "## 3. Read path",
-            "## 4. Sandbox", "## 5. Memory", "## 6. Per-turn CPU profile"]
+            "## 4. Sandbox", "## 5. Memory", "## 6. Per-turn CPU profile", "## 9. Router (simulation)"]
 
 
 @pytest.mark.e2e

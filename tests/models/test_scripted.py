@@ -37,7 +37,7 @@ class TestCreateModelClient:
         assert isinstance(client, ScriptedChatCompletionClient)
         assert client.model_info == {
             "vision": False,
-            "function_calling": False,
+            "function_calling": True,  # it delegates in hierarchies (src/models/_scripted_tools.py)
             "json_output": False,
             "family": "unknown",
             "structured_output": False,
@@ -250,3 +250,43 @@ class TestInAutoGenTeams:
         speakers = [m.source for m in result.messages]
         assert speakers == ["user", "planner", "coder", "executor", "coder"]
         assert result.messages[-1].to_text() == "The result is: [2, 3, 5, 7, 11]\nTERMINATE"
+
+
+class TestFormatsAndTools:
+    """What strategies, planners and hierarchies ask of the scripted model offline."""
+
+    async def test_a_json_schema_gets_a_matching_object(self) -> None:
+        from autobots.models._scripted_formats import formatted_reply
+
+        schema = ('{"type": "object", "required": ["verdict"], '
+                  '"properties": {"verdict": {"enum": ["REJECT", "APPROVE"]}}}')
+        prompt = f"Answer with a JSON object matching this JSON Schema: {schema}, and nothing else."
+        reply = formatted_reply(prompt, "t")
+        assert reply == '{"verdict": "APPROVE"}'
+
+    async def test_a_choice_is_one_of_the_options_and_stable_for_a_task(self) -> None:
+        from autobots.models._scripted_formats import formatted_reply
+
+        prompt = "Answer with exactly one of these options, and nothing else: heads, tails."
+        assert formatted_reply(prompt, "the sea") in ("heads", "tails")
+        assert formatted_reply(prompt, "the sea") == formatted_reply(prompt, "the sea")
+
+    async def test_a_manager_delegates_to_each_report_then_answers(self) -> None:
+        from autobots.models._scripted_tools import next_tool_call
+        from autogen_core import FunctionCall
+        from autogen_core.models import AssistantMessage, FunctionExecutionResult, FunctionExecutionResultMessage
+        from autogen_core.tools import ToolSchema
+
+        tools = [ToolSchema(name="delegate", description="Give a task. Your reports: research, engineering.",
+                            parameters={"type": "object", "properties": {}})]
+        messages: list = [UserMessage(content="Build it", source="user")]
+        first = next_tool_call(tools, messages, name="board", task="Build it")
+        assert first is not None and first.name == "delegate"
+        assert first.arguments == '{"to": "research", "task": "Build it"}'
+        messages += [AssistantMessage(content=[first], source="board"), FunctionExecutionResultMessage(
+            content=[FunctionExecutionResult(content="found", name="delegate", call_id=first.id)])]
+        second = next_tool_call(tools, messages, name="board", task="Build it")
+        assert isinstance(second, FunctionCall) and '"to": "engineering"' in second.arguments
+        messages += [AssistantMessage(content=[second], source="board"), FunctionExecutionResultMessage(
+            content=[FunctionExecutionResult(content="built", name="delegate", call_id=second.id)])]
+        assert next_tool_call(tools, messages, name="board", task="Build it") is None

@@ -8,6 +8,7 @@ from typing import Any, Protocol
 from autobots.workflows.builders._context import BuildContext
 from autobots.workflows.builders._hierarchy import HierarchyWorkflow
 from autobots.workflows.builders._pipeline import PipelineWorkflow, StepFailed
+from autobots.workflows.builders._planner import InvalidPlan, PlannerWorkflow
 from autobots.workflows.builders._proxy import CodeExecutionRecord, UserProxy, extract_code_blocks
 from autobots.workflows.builders._result import WorkflowEvent, WorkflowResult, strip_termination
 from autobots.workflows.builders._sequential import SequentialWorkflow
@@ -41,6 +42,8 @@ def compile_workflow(ctx: BuildContext) -> CompiledWorkflow:
         return StrategyWorkflow(ctx)
     if ctx.spec.type == "hierarchy":
         return HierarchyWorkflow(ctx)
+    if ctx.spec.type == "planner":
+        return PlannerWorkflow(ctx)
     return TeamWorkflow(ctx)
 
 
@@ -49,7 +52,9 @@ __all__ = [
     "CodeExecutionRecord",
     "CompiledWorkflow",
     "HierarchyWorkflow",
+    "InvalidPlan",
     "PipelineWorkflow",
+    "PlannerWorkflow",
     "StepFailed",
     "StrategyFormatError",
     "StrategyWorkflow",

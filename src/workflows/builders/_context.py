@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 from autobots import models
 from autobots.config import Settings
@@ -27,6 +28,20 @@ DEFAULT_PROXY_DESCRIPTION = (
 DEFAULT_ASSISTANT_DESCRIPTION = "A helpful AI assistant."
 
 
+class RouterMemory(Protocol):
+    """What a planner's router learned for this user's workflow, and where its outcomes go (the run engine
+    keeps it in the database)."""
+
+    def stats(self, kind: str) -> Mapping[str, Any]:
+        """ArmStats by model for sub-tasks of `kind`."""
+        ...
+
+    async def record(self, outcome: Mapping[str, Any]) -> None:
+        """Keep one sub-task's outcome ({subtask_id, kind, model, success, cost_cents, latency_s, reward}) and
+        learn from it (once per sub-task of a run, however often it is recorded)."""
+        ...
+
+
 @dataclass
 class BuildContext:
     """Per-run resources. Call `close()` when the run ends, whatever happened.
@@ -41,6 +56,7 @@ class BuildContext:
         history: Earlier turns of the session, preloaded into every assistant's model context (user turns as
             user messages, replies as assistant messages), so only the new message is the team's task.
         modules: The user's prompt modules by name (their library), which pipeline steps may name.
+        router_memory: A planner's router statistics and outcome sink (None outside planner runs).
     """
 
     spec: WorkflowSpec
@@ -51,9 +67,16 @@ class BuildContext:
     on_code_execution: ExecutionListener | None = None
     history: list[LLMMessage] = field(default_factory=list)
     modules: Mapping[str, ModuleSpec] = field(default_factory=dict)
+    router_memory: RouterMemory | None = None
     _clients: list[ChatCompletionClient] = field(default_factory=list)
     _executors: dict[str, CodeExecutor] = field(default_factory=dict)
     _kinds_used: set[str] = field(default_factory=set)
+
+    def with_spec(self, spec: WorkflowSpec) -> BuildContext:
+        """The same run's context for a derived spec (a planner's plan as a pipeline): the model clients and
+        sandbox executors it opens are this context's, closed with it."""
+        return dataclasses.replace(self, spec=spec, _clients=self._clients, _executors=self._executors,
+                                   _kinds_used=self._kinds_used)
 
     @property
     def termination_text(self) -> str:
