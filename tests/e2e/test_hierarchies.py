@@ -3,8 +3,6 @@ client against an OpenAI-compatible server on loopback that answers with tool ca
 
 from __future__ import annotations
 
-import signal
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +11,8 @@ import pytest
 
 from tests.support.model_script import ModelScript
 from tests.support.openai_server import FakeOpenAIServer, RecordedRequest
-from tests.support.server_api import API, wait_for
-from tests.support.servers import launch_server, wait_ready
+from tests.support.server_api import API, events_of, run_to_end, wait_for
+from tests.support.servers import killed_mid_run
 
 pytestmark = pytest.mark.e2e
 
@@ -87,22 +85,8 @@ def with_prompts(spec: dict[str, Any]) -> dict[str, Any]:
     return spec
 
 
-@pytest.fixture
-def model_server() -> Iterator[tuple[FakeOpenAIServer, ModelScript]]:
-    script = ModelScript()
-    with FakeOpenAIServer() as server:
-        server.responder = script
-        yield server, script
-
-
 def run_tree(base: str, spec: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    with httpx.Client(base_url=base, timeout=120) as client:
-        session = client.post(f"{API}/sessions", json={"workflow": spec})
-        assert session.status_code == 201, session.text
-        posted = client.post(f"{API}/sessions/{session.json()['id']}/messages", params={"wait": "true"},
-                             json={"content": "Build a weather app"}).json()
-        events = client.get(f"{API}/runs/{posted['run']['id']}/events").json()
-    return posted, events
+    return run_to_end(base, spec, "Build a weather app")
 
 
 def of_type(events: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
@@ -190,35 +174,23 @@ def test_a_run_killed_mid_delegation_resumes_with_the_same_tree(tmp_path: Path) 
                       call("delegate", to="research", task="find weather APIs"),
                       call("delegate", to="scout", task="scout the market")]}))
         spec = with_prompts(tree_spec(model.base_url))
-        database = f"sqlite:///{tmp_path / 'db.sqlite'}"
-        first = wait_ready(launch_server(tmp_path / "first", database))
-        try:
-            session = httpx.post(f"{first.base_url}{API}/sessions", json={"workflow": spec}).json()
-            run = httpx.post(f"{first.base_url}{API}/sessions/{session['id']}/messages",
-                             json={"content": "Build a weather app"}).json()["run"]
+        research_calls: list[int] = []
 
-            def delegations() -> list[dict[str, Any]]:
-                return of_type(httpx.get(f"{first.base_url}{API}/runs/{run['id']}/events").json(),
-                               "hierarchy.result")
+        def research_answered(base: str, run_id: str) -> bool:  # killed while the scout is on its way
+            answered = bool(events_of(base, run_id, "hierarchy.result"))
+            if answered:
+                research_calls.append(sum(1 for r in model.chat_requests() if Org.agent_of(r) == "research"))
+            return answered
 
-            wait_for(lambda: len(delegations()) >= 1, timeout=30)  # research answered; scout is on its way
-            first.process.send_signal(signal.SIGKILL)
-            first.process.wait(timeout=20)
-        finally:
-            first.stop()
-        research_calls = sum(1 for r in model.chat_requests() if Org.agent_of(r) == "research")
-        second = wait_ready(launch_server(tmp_path / "second", database))
-        try:
-            done = wait_for(lambda: (r := httpx.get(f"{second.base_url}{API}/runs/{run['id']}").json())["status"]
+        with killed_mid_run(tmp_path, spec, "Build a weather app", research_answered) as (second, session_id, run_id):
+            done = wait_for(lambda: (r := httpx.get(f"{second.base_url}{API}/runs/{run_id}").json())["status"]
                             in ("completed", "failed") and r, timeout=60)
             assert done["status"] == "completed" and done["attempt"] == 2, done
-            reply = httpx.get(f"{second.base_url}{API}/sessions/{session['id']}/messages").json()["data"][0]
+            reply = httpx.get(f"{second.base_url}{API}/sessions/{session_id}/messages").json()["data"][0]
             tree = reply["metadata"]["hierarchy"]["tree"]
             assert [c["path"] for c in tree["children"]] == ["board/research", "board/engineering", "board/scout"]
             assert tree["children"][2]["spawned"] is True
-            assert sum(1 for r in model.chat_requests() if Org.agent_of(r) == "research") == research_calls
+            assert sum(1 for r in model.chat_requests() if Org.agent_of(r) == "research") == research_calls[-1]
             assert reply["content"] == "board reports: spawned 'scout' (template worker); delegate its job with " \
                                        "delegate(to='scout', task=...) | research did: find weather APIs | " \
                                        "spawned did: scout the market"
-        finally:
-            second.stop()

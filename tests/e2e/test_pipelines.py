@@ -3,8 +3,6 @@ answers, delays and failures depend on the model each step asks for."""
 
 from __future__ import annotations
 
-import signal
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +11,8 @@ import pytest
 
 from tests.support.model_script import ModelScript
 from tests.support.openai_server import FakeOpenAIServer
-from tests.support.server_api import API, wait_for
-from tests.support.servers import launch_server, wait_ready
+from tests.support.server_api import API, events_of, wait_for
+from tests.support.servers import killed_mid_run
 
 pytestmark = pytest.mark.e2e
 
@@ -33,14 +31,6 @@ def diamond(base_url: str) -> dict[str, Any]:
              "supplement": "Python only."},
             {"id": "join", "module": "enhancer", "inputs": ["left", "right"], "model": "d"}],
             "output": "join", "max_parallel": 4}}
-
-
-@pytest.fixture
-def model_server() -> Iterator[tuple[FakeOpenAIServer, ModelScript]]:
-    script = ModelScript()
-    with FakeOpenAIServer() as server:
-        server.responder = script
-        yield server, script
 
 
 def post_and_wait(base: str, spec: dict[str, Any], content: str = "Build a calculator") -> dict[str, Any]:
@@ -143,26 +133,11 @@ def test_a_pipeline_killed_between_steps_resumes_without_redoing_finished_steps(
                 "pipeline": {"steps": [{"id": "first", "module": "planner", "model": "a"},
                                        {"id": "second", "module": "enhancer", "inputs": ["first"], "model": "b"}],
                              "output": "second"}}
-        database = f"sqlite:///{tmp_path / 'db.sqlite'}"
-        first = wait_ready(launch_server(tmp_path / "first", database))
-        try:
-            session = httpx.post(f"{first.base_url}{API}/sessions", json={"workflow": spec}).json()
-            run = httpx.post(f"{first.base_url}{API}/sessions/{session['id']}/messages",
-                             json={"content": "go"}).json()["run"]
-            wait_for(lambda: len(script.calls_of("b-model")) == 0 and any(
-                e["type"] == "step.completed" for e in httpx.get(f"{first.base_url}{API}/runs/{run['id']}/events",
-                                                                  params={"starting_after": 0}).json()), timeout=30)
-            first.process.send_signal(signal.SIGKILL)
-            first.process.wait(timeout=20)
-        finally:
-            first.stop()
-        second = wait_ready(launch_server(tmp_path / "second", database))
-        try:
-            done = wait_for(lambda: (r := httpx.get(f"{second.base_url}{API}/runs/{run['id']}").json())["status"]
+        # killed once the first step is on disk, while the second waits for its model
+        with killed_mid_run(tmp_path, spec, "go", lambda base, run_id: bool(
+                events_of(base, run_id, "step.completed"))) as (second, _, run_id):
+            done = wait_for(lambda: (r := httpx.get(f"{second.base_url}{API}/runs/{run_id}").json())["status"]
                             in ("completed", "failed") and r, timeout=60)
             assert done["status"] == "completed" and done["attempt"] == 2, done
             assert len(script.calls_of("a-model")) == 1, "the finished step ran again"
-            events = httpx.get(f"{second.base_url}{API}/runs/{run['id']}/events").json()
-            assert [e["data"]["id"] for e in events if e["type"] == "step.completed"] == ["first", "second"]
-        finally:
-            second.stop()
+            assert [e["id"] for e in events_of(second.base_url, run_id, "step.completed")] == ["first", "second"]

@@ -4,7 +4,6 @@ that plays the planner, the worker models and the verifier by model name."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -47,13 +46,12 @@ def judge(request: RecordedRequest) -> str:
 
 
 @pytest.fixture
-def model_server() -> Iterator[tuple[FakeOpenAIServer, ModelScript]]:
-    script = ModelScript()
+def planner_models(model_server: tuple[FakeOpenAIServer, ModelScript]) -> tuple[FakeOpenAIServer, ModelScript]:
+    """The loopback model server playing the planner (PLAN) and the verifier (`judge`)."""
+    server, script = model_server
     script.answers = {"plan-model": lambda request: json.dumps(PLAN) if "Decompose" in request.last_user_text()
                       else "The answer, from all parts.", "judge-model": judge}
-    with FakeOpenAIServer() as server:
-        server.responder = script
-        yield server, script
+    return server, script
 
 
 def run_once(client: httpx.Client, session_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -67,8 +65,8 @@ def of_type(events: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
     return [e["data"] for e in events if e["type"] == kind]
 
 
-def test_a_plan_runs_routed_verified_and_the_next_run_learns_from_it(base_url, model_server) -> None:
-    server, _ = model_server
+def test_a_plan_runs_routed_verified_and_the_next_run_learns_from_it(base_url, planner_models) -> None:
+    server, _ = planner_models
     with httpx.Client(base_url=base_url, timeout=120) as client:
         session = client.post(f"{API}/sessions", json={"workflow": spec(server.base_url)}).json()
         posted, events = run_once(client, session["id"])
@@ -94,8 +92,8 @@ def test_a_plan_runs_routed_verified_and_the_next_run_learns_from_it(base_url, m
                 assert estimate["pulls"] == pulled, (choice, stats)
 
 
-def test_the_middle_of_the_plan_runs_in_parallel(base_url, model_server) -> None:
-    server, script = model_server
+def test_the_middle_of_the_plan_runs_in_parallel(base_url, planner_models) -> None:
+    server, script = planner_models
     script.delays = {"small-model": 0.4, "large-model": 0.4}
     with httpx.Client(base_url=base_url, timeout=120) as client:
         session = client.post(f"{API}/sessions", json={"workflow": spec(server.base_url, policy="cheapest")}).json()
@@ -108,8 +106,8 @@ def test_the_middle_of_the_plan_runs_in_parallel(base_url, model_server) -> None
     assert a_start < b_end and b_start < a_end, "the two branches did not overlap"
 
 
-def test_feedback_overrides_the_verifier_in_the_statistics(base_url, model_server) -> None:
-    server, _ = model_server
+def test_feedback_overrides_the_verifier_in_the_statistics(base_url, planner_models) -> None:
+    server, _ = planner_models
     with httpx.Client(base_url=base_url, timeout=120) as client:
         session = client.post(f"{API}/sessions", json={"workflow": spec(server.base_url, policy="fixed")}).json()
         posted, _ = run_once(client, session["id"])
@@ -133,8 +131,8 @@ def test_feedback_overrides_the_verifier_in_the_statistics(base_url, model_serve
         assert forgotten.status_code == 404 and forgotten.json()["error"]["code"] == "outcome_not_found"
 
 
-def test_an_invalid_plan_is_asked_again_then_fails_the_run(base_url, model_server) -> None:
-    server, script = model_server
+def test_an_invalid_plan_is_asked_again_then_fails_the_run(base_url, planner_models) -> None:
+    server, script = planner_models
     cyclic = {"subtasks": [{"id": "a", "kind": "code", "instruction": "x", "depends_on": ["b"]},
                            {"id": "b", "kind": "poetry", "instruction": "y", "depends_on": ["a"]}]}
     script.answers = {"plan-model": lambda request: json.dumps(cyclic)}
@@ -150,8 +148,8 @@ def test_an_invalid_plan_is_asked_again_then_fails_the_run(base_url, model_serve
     assert second_ask.startswith("Your plan has these errors")
 
 
-def test_statistics_survive_a_restart_and_belong_to_their_user(tmp_path: Path, model_server) -> None:
-    server, _ = model_server
+def test_statistics_survive_a_restart_and_belong_to_their_user(tmp_path: Path, planner_models) -> None:
+    server, _ = planner_models
     database = f"sqlite:///{tmp_path / 'db.sqlite'}"
     first = wait_ready(launch_server(tmp_path / "first", database))
     try:

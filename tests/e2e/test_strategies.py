@@ -3,8 +3,6 @@ OpenAI-compatible server on loopback whose reviewer says what each test needs.""
 
 from __future__ import annotations
 
-import signal
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +11,8 @@ import pytest
 
 from tests.support.model_script import ModelScript
 from tests.support.openai_server import FakeOpenAIServer
-from tests.support.server_api import API, wait_for
-from tests.support.servers import launch_server, wait_ready
+from tests.support.server_api import API, events_of, run_to_end, wait_for
+from tests.support.servers import killed_mid_run
 
 pytestmark = pytest.mark.e2e
 
@@ -43,22 +41,8 @@ def planner_reviewer_executor(base_url: str, *, max_rejects: int = 3, max_steps:
             "counters": {"rejects": {"state": "reviewer", "when": {"json": "/verdict", "equals": "REJECT"}}}}}
 
 
-@pytest.fixture
-def model_server() -> Iterator[tuple[FakeOpenAIServer, ModelScript]]:
-    script = ModelScript()
-    with FakeOpenAIServer() as server:
-        server.responder = script
-        yield server, script
-
-
 def run_strategy(base: str, spec: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    with httpx.Client(base_url=base, timeout=120) as client:
-        session = client.post(f"{API}/sessions", json={"workflow": spec})
-        assert session.status_code == 201, session.text
-        posted = client.post(f"{API}/sessions/{session.json()['id']}/messages", params={"wait": "true"},
-                             json={"content": "Plan a picnic"}).json()
-        events = client.get(f"{API}/runs/{posted['run']['id']}/events").json()
-    return posted, events
+    return run_to_end(base, spec, "Plan a picnic")
 
 
 def path_of(events: list[dict[str, Any]]) -> list[str]:
@@ -135,33 +119,15 @@ def test_a_strategy_killed_mid_way_resumes_in_its_state_with_its_counters(tmp_pa
     with FakeOpenAIServer() as model:
         model.responder = script
         spec = planner_reviewer_executor(model.base_url, max_rejects=3)
-        database = f"sqlite:///{tmp_path / 'db.sqlite'}"
-        first = wait_ready(launch_server(tmp_path / "first", database))
-        try:
-            session = httpx.post(f"{first.base_url}{API}/sessions", json={"workflow": spec}).json()
-            run = httpx.post(f"{first.base_url}{API}/sessions/{session['id']}/messages",
-                             json={"content": "Plan a picnic"}).json()["run"]
-
-            def transitions() -> list[dict[str, Any]]:
-                events = httpx.get(f"{first.base_url}{API}/runs/{run['id']}/events").json()
-                return [e["data"] for e in events if e["type"] == "strategy.transition"]
-
-            wait_for(lambda: len(transitions()) >= 3, timeout=30)  # planner -> reviewer -> planner -> reviewer
-            first.process.send_signal(signal.SIGKILL)
-            first.process.wait(timeout=20)
-        finally:
-            first.stop()
-        second = wait_ready(launch_server(tmp_path / "second", database))
-        try:
-            done = wait_for(lambda: (r := httpx.get(f"{second.base_url}{API}/runs/{run['id']}").json())["status"]
+        # planner -> reviewer -> planner -> reviewer: killed during the second review
+        with killed_mid_run(tmp_path, spec, "Plan a picnic", lambda base, run_id: len(
+                events_of(base, run_id, "strategy.transition")) >= 3) as (second, session_id, run_id):
+            done = wait_for(lambda: (r := httpx.get(f"{second.base_url}{API}/runs/{run_id}").json())["status"]
                             in ("completed", "failed", "incomplete") and r, timeout=60)
             assert done["status"] == "completed" and done["attempt"] == 2, done
-            events = httpx.get(f"{second.base_url}{API}/runs/{run['id']}/events").json()
-            moves = [e["data"] for e in events if e["type"] == "strategy.transition"]
+            moves = events_of(second.base_url, run_id, "strategy.transition")
             assert [m["to"] for m in moves][-2:] == ["executor", "END"]
             assert moves[-1]["counters"] == {"rejects": 2}, [(m["from"], m["to"], m["counters"]) for m in moves]
-            reply = httpx.get(f"{second.base_url}{API}/sessions/{session['id']}/messages").json()["data"][0]
+            reply = httpx.get(f"{second.base_url}{API}/sessions/{session_id}/messages").json()["data"][0]
             assert reply["metadata"]["strategy"]["path"] == \
                 ["planner", "reviewer", "planner", "reviewer", "planner", "reviewer", "executor"]
-        finally:
-            second.stop()

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.support.model_script import ModelScript
 from tests.support.openai_server import FakeOpenAIServer
 
 
@@ -33,3 +34,12 @@ def fake_openai_shared(fake_openai_session: FakeOpenAIServer) -> FakeOpenAIServe
     fake_openai_session.latency_ms = 0
     fake_openai_session.terminate_after = 1
     return fake_openai_session
+
+
+@pytest.fixture
+def model_server() -> Iterator[tuple[FakeOpenAIServer, ModelScript]]:
+    """A FakeOpenAIServer answering through a fresh `ModelScript` (per-model delays, replies and answers)."""
+    script = ModelScript()
+    with FakeOpenAIServer() as server:
+        server.responder = script
+        yield server, script

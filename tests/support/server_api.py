@@ -62,3 +62,19 @@ def wait_for(predicate: Callable[[], T], timeout: float = 30.0, step: float = 0.
 def message_events(base: str, run_id: str) -> list[dict[str, Any]]:
     """The `message` events of a run, read over HTTP from the server at `base`."""
     return [e for e in httpx.get(f"{base}{API}/runs/{run_id}/events").json() if e["type"] == "message"]
+
+
+def run_to_end(base: str, spec: dict[str, Any], content: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """A new session on `spec`, `content` sent with `?wait=true`: the posted body and the run's events."""
+    with httpx.Client(base_url=base, timeout=120) as client:
+        session = create_session(client, spec)
+        posted = client.post(f"{API}/sessions/{session['id']}/messages", params={"wait": "true"},
+                             json={"content": content})
+        assert posted.status_code == 200, posted.text
+        events = client.get(f"{API}/runs/{posted.json()['run']['id']}/events").json()
+    return posted.json(), events
+
+
+def events_of(base: str, run_id: str, kind: str) -> list[dict[str, Any]]:
+    """The data of a run's events of one type, read over HTTP from the server at `base`."""
+    return [e["data"] for e in httpx.get(f"{base}{API}/runs/{run_id}/events").json() if e["type"] == kind]

@@ -13,8 +13,11 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -156,3 +159,29 @@ def children_of(pid: int) -> list[int]:
             if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
                 found.append(int(entry.name))
     return found
+
+
+@contextmanager
+def killed_mid_run(root: Path, spec: dict[str, Any], content: str,
+                   killed_when: Callable[[str, str], bool]) -> Iterator[tuple[ServerProcess, str, str]]:
+    """Start a run of `spec` on a server, SIGKILL it once `killed_when(base_url, run_id)` holds, and yield a
+    second server on the same database (with the session and run ids) that resumes it; stopped afterwards."""
+    database = f"sqlite:///{root / 'db.sqlite'}"
+    first = wait_ready(launch_server(root / "first", database))
+    try:
+        session = httpx.post(f"{first.base_url}/api/v1/sessions", json={"workflow": spec}).json()
+        run = httpx.post(f"{first.base_url}/api/v1/sessions/{session['id']}/messages",
+                         json={"content": content}).json()["run"]
+        deadline = time.monotonic() + 30
+        while not killed_when(first.base_url, run["id"]):
+            assert time.monotonic() < deadline, "the run never reached the point to kill it at"
+            time.sleep(0.05)
+        first.process.send_signal(signal.SIGKILL)
+        first.process.wait(timeout=20)
+    finally:
+        first.stop()
+    second = wait_ready(launch_server(root / "second", database))
+    try:
+        yield second, session["id"], run["id"]
+    finally:
+        second.stop()
