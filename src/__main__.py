@@ -1,4 +1,5 @@
-"""Command line: serve, migrate, users add, sandbox build, image build, run."""
+"""Command line: serve, migrate, users add, sandbox build, image build, router simulate, and the client commands
+(run, sessions, history, gallery, publish: `autobots.cli`)."""
 
 from __future__ import annotations
 
@@ -140,6 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--plot", type=Path, nargs="?", const=simulation.DEFAULT_PLOT, metavar="PATH",
                           help=f"write a PNG of cumulative regret per policy (default {simulation.DEFAULT_PLOT})")
     simulate.set_defaults(handler=_router_simulate)
+    from autobots.cli import add_client_commands  # rich loads only when a client command runs
+
+    add_client_commands(commands)
     worker = commands.add_parser("worker", help=argparse.SUPPRESS)  # started by `serve`, never by hand
     worker.add_argument("--fd", type=int, required=True)
     worker.set_defaults(handler=_worker)
