@@ -17,34 +17,34 @@ class GalleryItemNotFound(NotFound):
     code = "gallery_item_not_found"
 
 
-async def publish(session: AsyncSession, *, user_id: str, chat: ChatSession, tags: list[str]) -> GalleryItem:
+async def publish(db: AsyncSession, *, user_id: str, chat: ChatSession, tags: list[str]) -> GalleryItem:
     """Snapshot the session (workflow spec already redacted at rest) and its messages."""
-    workflow = await WorkflowRepository(session).get(chat.workflow_id) if chat.workflow_id else None
-    messages = await session_service.list_history(session, session_id=chat.id, limit=MAX_PUBLISHED_MESSAGES)
+    workflow = await WorkflowRepository(db).get(chat.workflow_id) if chat.workflow_id else None
+    messages = await session_service.list_history(db, session_id=chat.id, limit=MAX_PUBLISHED_MESSAGES)
     snapshot = {"id": chat.id, "object": "session", "name": chat.name, "workflow_id": chat.workflow_id,
                 "workflow": workflow.spec if workflow else None, "created_at": chat.created_at,
                 "updated_at": chat.updated_at}
     if workflow is not None and workflow.type == "pipeline":
-        snapshot["modules"] = await modules.used_from_library(session, user_id=user_id, spec=workflow.spec)
+        snapshot["modules"] = await modules.used_from_library(db, user_id=user_id, spec=workflow.spec)
     item = GalleryItem(id=new_id("gal"), published_by=user_id, session=snapshot,
                        messages=[message_out(m) for m in messages], tags=sorted(set(tags)))
-    return await GalleryRepository(session).add_with_tags(item)
+    return await GalleryRepository(db).add_with_tags(item)
 
 
-async def list_items(session: AsyncSession, *, page: PageQuery, tag: str | None) -> Page[GalleryItem]:
-    return await GalleryRepository(session).list_items(page, tag=tag)
+async def list_items(db: AsyncSession, *, page: PageQuery, tag: str | None) -> Page[GalleryItem]:
+    return await GalleryRepository(db).list_items(page, tag=tag)
 
 
-async def get_or_raise(session: AsyncSession, *, gallery_id: str) -> GalleryItem:
-    item = await GalleryRepository(session).get(gallery_id)
+async def get_or_raise(db: AsyncSession, *, gallery_id: str) -> GalleryItem:
+    item = await GalleryRepository(db).get(gallery_id)
     if item is None:
         raise GalleryItemNotFound(f"no gallery item with id '{gallery_id}'", param="gallery_id")
     return item
 
 
-async def delete(session: AsyncSession, *, user_id: str, gallery_id: str) -> None:
+async def delete(db: AsyncSession, *, user_id: str, gallery_id: str) -> None:
     """Only the publisher may delete; to anyone else the item does not exist."""
-    item = await get_or_raise(session, gallery_id=gallery_id)
+    item = await get_or_raise(db, gallery_id=gallery_id)
     if item.published_by != user_id:
         raise GalleryItemNotFound(f"no gallery item with id '{gallery_id}'", param="gallery_id")
-    await GalleryRepository(session).delete_owned(item)
+    await GalleryRepository(db).delete_owned(item)

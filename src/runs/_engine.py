@@ -20,7 +20,7 @@ from autobots.db import Database
 from autobots.db.repositories import ACTIVE_STATUSES, TERMINAL_STATUSES, RunRepository, ledger
 from autobots.errors import Conflict
 from autobots.runs._channel import Event
-from autobots.runs._executor import HISTORY_LIMIT, LiveRun, RunExecution, as_model_context
+from autobots.runs._execution import HISTORY_LIMIT, LiveRun, RunExecution, as_model_context
 from autobots.runs._fair import FairSlots
 from autobots.runs._journal import RunJournal
 from autobots.runs._recorder import RunRecorder, StaleAttempt

@@ -93,13 +93,13 @@ class RunManager:
         self.owner = new_owner()
         self.channels = ChannelRegistry()
         self.workers = worker_count(settings)
-        self.executor: RunEngine | WorkerPool
+        self.runner: RunEngine | WorkerPool  # what executes runs: the engine in this process, or the run workers
         if self.workers:
-            self.executor = WorkerPool(settings, _Front(self), count=self.workers, secrets=vault.snapshot,
+            self.runner = WorkerPool(settings, _Front(self), count=self.workers, secrets=vault.snapshot,
                                        on_restart=self._recover_and_kick, on_changed=message_cache.invalidate)
-            vault.listeners.append(self.executor.share_secrets)
+            vault.listeners.append(self.runner.share_secrets)
         else:
-            self.executor = RunEngine(db, settings, sandbox, _Front(self), owner=self.owner,
+            self.runner = RunEngine(db, settings, sandbox, _Front(self), owner=self.owner,
                                       max_concurrent=settings.max_concurrent_runs)
         self._submissions: list[tuple[ledger.Submission, asyncio.Future[ledger.Refusal | None]]] = []
         self._submitter: asyncio.Task[None] | None = None
@@ -110,18 +110,18 @@ class RunManager:
     @property
     def live_count(self) -> int:
         """Runs executing now, as seen from this process."""
-        return self.executor.live_count
+        return self.runner.live_count
 
     def describe(self) -> dict[str, Any]:
         """Where runs execute and whether that is working (for /readyz)."""
-        return self.executor.describe()
+        return self.runner.describe()
 
     # -- lifecycle -----------------------------------------------------------------------------------------------
 
     async def start(self) -> None:
         """Recover runs whose executor is gone, start the executors and the queued runs."""
         await self.recover_orphans()
-        await self.executor.start()
+        await self.runner.start()
         await self._kick_queued()
         self._recovery = asyncio.create_task(self._recover_periodically(), name="run-recovery")
 
@@ -131,9 +131,9 @@ class RunManager:
         self._accepting = False
         if self._recovery:
             self._recovery.cancel()
-        if isinstance(self.executor, WorkerPool):
-            vault.listeners.remove(self.executor.share_secrets)
-        await self.executor.shutdown()
+        if isinstance(self.runner, WorkerPool):
+            vault.listeners.remove(self.runner.share_secrets)
+        await self.runner.shutdown()
 
     async def recover_orphans(self) -> int:
         """Runs marked running whose executor is gone: requeue (resume) or fail them. Returns how many. The
@@ -141,7 +141,7 @@ class RunManager:
         async with self.db.read_session() as session:
             active = await RunRepository(session).with_status(("running", "cancelling"))
         orphans = [run for run in active
-                   if not self.executor.holds(run.id) and executor_gone(run, own_owner=self.owner)]
+                   if not self.runner.holds(run.id) and executor_gone(run, own_owner=self.owner)]
         for run in orphans:
             await requeue_or_fail(self.db, run.id, reason="the server process running it stopped")
             self.wake_waiters(run.id)
@@ -267,7 +267,7 @@ class RunManager:
 
     def _kick(self, session_id: str, user_id: str) -> None:
         if self._accepting:
-            self.executor.kick(session_id, user_id)
+            self.runner.kick(session_id, user_id)
 
     # -- cancelling and waiting ----------------------------------------------------------------------------------
 
@@ -275,7 +275,7 @@ class RunManager:
         """Ask a run to stop. Idempotent; a finished run is returned unchanged."""
         if run.status in TERMINAL_STATUSES:
             return run
-        await self.executor.cancel(run.id, run.session_id)
+        await self.runner.cancel(run.id, run.session_id)
         return await self._reload(run.id)
 
     async def wait(self, run_id: str, limit_s: float | None = None) -> Run:

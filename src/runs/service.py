@@ -15,8 +15,8 @@ class RunNotFound(NotFound):
     code = "run_not_found"
 
 
-async def get_or_raise(session: AsyncSession, *, user_id: str, run_id: str) -> Run:
-    run = await RunRepository(session).get_owned(run_id, user_id)
+async def get_or_raise(db: AsyncSession, *, user_id: str, run_id: str) -> Run:
+    run = await RunRepository(db).get_owned(run_id, user_id)
     if run is None:
         raise RunNotFound(f"no run with id '{run_id}'", param="run_id")
     return run
@@ -30,17 +30,17 @@ def public_run(connection: Connection, run_id: str) -> Run | None:
 def events_after(connection: Connection, run_id: str, starting_after: int) -> tuple[list[RunEvent], Run | None]:
     """The run's events after `starting_after`, then the run (read after them: when it is terminal, no event of
     it is missing from the list), in one read on a thread's connection."""
-    with Session(bind=connection) as session:
-        events = list(session.exec(events_after_statement(run_id, starting_after)).all())
+    with Session(bind=connection) as db:
+        events = list(db.exec(events_after_statement(run_id, starting_after)).all())
     return events, public_run(connection, run_id)
 
 
-async def list_for_session(session: AsyncSession, *, session_id: str, page: PageQuery) -> Page[Run]:
-    return await RunRepository(session).list_for_session(session_id, page)
+async def list_for_session(db: AsyncSession, *, session_id: str, page: PageQuery) -> Page[Run]:
+    return await RunRepository(db).list_for_session(session_id, page)
 
 
-async def list_events(session: AsyncSession, *, run_id: str, starting_after: int = 0) -> list[RunEvent]:
-    return await RunRepository(session).events(run_id, starting_after=starting_after)
+async def list_events(db: AsyncSession, *, run_id: str, starting_after: int = 0) -> list[RunEvent]:
+    return await RunRepository(db).events(run_id, starting_after=starting_after)
 
 
 def session_workflow_id(chat: ChatSession) -> str:

@@ -18,7 +18,7 @@ class SessionRepository(Repository[ChatSession]):
 
     async def get_by_external_id(self, external_id: str, user_id: str) -> ChatSession | None:
         statement = select(ChatSession).where(ChatSession.user_id == user_id, ChatSession.external_id == external_id)
-        return (await self.session.exec(statement)).first()
+        return (await self.db.exec(statement)).first()
 
     async def list_owned(self, user_id: str, page: PageQuery) -> Page[ChatSession]:
         return await self.paginate(page, filters=[ChatSession.user_id == user_id])
@@ -26,9 +26,9 @@ class SessionRepository(Repository[ChatSession]):
     async def delete_cascade(self, session_row: ChatSession) -> None:
         """Remove the session with its messages, runs and run events."""
         run_ids = Run.__table__.select().with_only_columns(Run.id).where(Run.session_id == session_row.id)  # type: ignore[attr-defined]
-        await self.session.exec(delete(RunEvent).where(RunEvent.run_id.in_(run_ids)))  # type: ignore[attr-defined,call-overload]
-        await self.session.exec(delete(Message).where(Message.session_id == session_row.id))  # type: ignore[call-overload]
-        await self.session.exec(delete(Run).where(Run.session_id == session_row.id))  # type: ignore[call-overload]
+        await self.db.exec(delete(RunEvent).where(RunEvent.run_id.in_(run_ids)))  # type: ignore[attr-defined,call-overload]
+        await self.db.exec(delete(Message).where(Message.session_id == session_row.id))  # type: ignore[call-overload]
+        await self.db.exec(delete(Run).where(Run.session_id == session_row.id))  # type: ignore[call-overload]
         await self.delete(session_row)
 
 
@@ -46,12 +46,12 @@ class MessageRepository(Repository[Message]):
         statement = (
             select(Message).where(Message.session_id == session_id).order_by(Message.pk.desc()).limit(limit)  # type: ignore[union-attr]
         )
-        rows = list((await self.session.exec(statement)).all())
+        rows = list((await self.db.exec(statement)).all())
         rows.reverse()
         return rows
 
     async def clear_session(self, session_id: str) -> int:
-        result = await self.session.exec(delete(Message).where(Message.session_id == session_id))  # type: ignore[call-overload]
+        result = await self.db.exec(delete(Message).where(Message.session_id == session_id))  # type: ignore[call-overload]
         return int(result.rowcount or 0)
 
 

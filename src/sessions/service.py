@@ -25,97 +25,97 @@ class SessionBusy(Conflict):
     code = "session_busy"
 
 
-async def create(session: AsyncSession, *, user_id: str, name: str | None, workflow_id: str | None) -> ChatSession:
+async def create(db: AsyncSession, *, user_id: str, name: str | None, workflow_id: str | None) -> ChatSession:
     row = ChatSession(id=new_id("ses"), user_id=user_id, name=name, workflow_id=workflow_id)
-    return await SessionRepository(session).add(row)
+    return await SessionRepository(db).add(row)
 
 
-async def get_by_reference(session: AsyncSession, *, user_id: str, reference: str) -> ChatSession | None:
+async def get_by_reference(db: AsyncSession, *, user_id: str, reference: str) -> ChatSession | None:
     """The user's session by our id, else by the id a seed-era client gave it (`external_id`)."""
-    repository = SessionRepository(session)
+    repository = SessionRepository(db)
     return await repository.get_owned(reference, user_id) or await repository.get_by_external_id(reference, user_id)
 
 
-async def get_or_create_by_reference(session: AsyncSession, *, user_id: str, reference: str, name: str | None,
+async def get_or_create_by_reference(db: AsyncSession, *, user_id: str, reference: str, name: str | None,
                                      workflow_id: str | None) -> ChatSession:
     """Find the session a client refers to, or create it under the client's own id.
 
     Two first requests racing with the same new id both try to insert; the loser's insert fails on the
     unique (user, external_id) constraint inside a savepoint and it reads the winner's row instead.
     """
-    found = await get_by_reference(session, user_id=user_id, reference=reference)
+    found = await get_by_reference(db, user_id=user_id, reference=reference)
     if found is not None:
         return found
     row = ChatSession(id=new_id("ses"), user_id=user_id, name=name, workflow_id=workflow_id, external_id=reference)
     try:
-        async with session.begin_nested():
-            session.add(row)
-            await session.flush()
+        async with db.begin_nested():
+            db.add(row)
+            await db.flush()
     except IntegrityError:
-        found = await SessionRepository(session).get_by_external_id(reference, user_id)
+        found = await SessionRepository(db).get_by_external_id(reference, user_id)
         if found is None:
             raise
         return found
     return row
 
 
-async def get_by_reference_or_raise(session: AsyncSession, *, user_id: str, reference: str) -> ChatSession:
-    row = await get_by_reference(session, user_id=user_id, reference=reference)
+async def get_by_reference_or_raise(db: AsyncSession, *, user_id: str, reference: str) -> ChatSession:
+    row = await get_by_reference(db, user_id=user_id, reference=reference)
     if row is None:
         raise SessionNotFound(f"no session with id '{reference}'", param="session_id")
     return row
 
 
-async def ensure_by_reference(session: AsyncSession, *, user_id: str, reference: str | None, name: str | None,
+async def ensure_by_reference(db: AsyncSession, *, user_id: str, reference: str | None, name: str | None,
                               workflow_id: str | None) -> ChatSession:
     """The session a client refers to, bound to `workflow_id` when given; created (under the client's id, if it
     gave one) when there is none."""
     if reference is None:
-        return await create(session, user_id=user_id, name=name, workflow_id=workflow_id)
-    row = await get_or_create_by_reference(session, user_id=user_id, reference=reference, name=name,
+        return await create(db, user_id=user_id, name=name, workflow_id=workflow_id)
+    row = await get_or_create_by_reference(db, user_id=user_id, reference=reference, name=name,
                                            workflow_id=workflow_id)
     if workflow_id is not None and row.workflow_id != workflow_id:
-        row = await update(session, row=row, changes={"workflow_id": workflow_id})
+        row = await update(db, row=row, changes={"workflow_id": workflow_id})
     return row
 
 
-async def get_or_raise(session: AsyncSession, *, user_id: str, session_id: str) -> ChatSession:
-    row = await SessionRepository(session).get_owned(session_id, user_id)
+async def get_or_raise(db: AsyncSession, *, user_id: str, session_id: str) -> ChatSession:
+    row = await SessionRepository(db).get_owned(session_id, user_id)
     if row is None:
         raise SessionNotFound(f"no session with id '{session_id}'", param="session_id")
     return row
 
 
-async def list_sessions(session: AsyncSession, *, user_id: str, page: PageQuery) -> Page[ChatSession]:
-    return await SessionRepository(session).list_owned(user_id, page)
+async def list_sessions(db: AsyncSession, *, user_id: str, page: PageQuery) -> Page[ChatSession]:
+    return await SessionRepository(db).list_owned(user_id, page)
 
 
-async def update(session: AsyncSession, *, row: ChatSession, changes: dict[str, object]) -> ChatSession:
+async def update(db: AsyncSession, *, row: ChatSession, changes: dict[str, object]) -> ChatSession:
     for field, value in changes.items():
         setattr(row, field, value)
     row.updated_at = now()
-    session.add(row)
-    await session.flush()
+    db.add(row)
+    await db.flush()
     return row
 
 
-async def _ensure_idle(session: AsyncSession, session_id: str) -> None:
-    if await RunRepository(session).active_for_session(session_id):
+async def _ensure_idle(db: AsyncSession, session_id: str) -> None:
+    if await RunRepository(db).active_for_session(session_id):
         raise SessionBusy(f"session '{session_id}' has an active run; cancel it first")
 
 
-async def delete(session: AsyncSession, *, row: ChatSession) -> None:
-    await _ensure_idle(session, row.id)
-    await SessionRepository(session).delete_cascade(row)  # the message cache sees the row go and forgets it
+async def delete(db: AsyncSession, *, row: ChatSession) -> None:
+    await _ensure_idle(db, row.id)
+    await SessionRepository(db).delete_cascade(row)  # the message cache sees the row go and forgets it
 
 
-async def list_messages(session: AsyncSession, *, session_id: str, page: PageQuery) -> Page[Message]:
-    return await MessageRepository(session).list_for_session(session_id, page)
+async def list_messages(db: AsyncSession, *, session_id: str, page: PageQuery) -> Page[Message]:
+    return await MessageRepository(db).list_for_session(session_id, page)
 
 
-async def list_history(session: AsyncSession, *, session_id: str, limit: int) -> list[Message]:
+async def list_history(db: AsyncSession, *, session_id: str, limit: int) -> list[Message]:
     """The session's last `limit` messages, oldest first."""
-    return await MessageRepository(session).history(session_id, limit=limit)
+    return await MessageRepository(db).history(session_id, limit=limit)
 
 
 async def owned_messages_json(db: Database, *, user_id: str, session_id: str,
@@ -133,16 +133,16 @@ async def owned_messages_json(db: Database, *, user_id: str, session_id: str,
         raise SessionNotFound(f"no session with id '{session_id}'", param="session_id")
     message_cache.remember_owner(session_id, user_id)
     if len(rows) > MAX_MESSAGES:
-        async with db.read_session() as session:
-            return await _render_page_from_database(session, session_id=session_id, page=page)
+        async with db.read_session() as db:
+            return await _render_page_from_database(db, session_id=session_id, page=page)
     messages = [CachedMessage(pk=row[0], id=row[1], json=message_json(*row[1:])) for row in rows]
     message_cache.put(session_id, version, messages)
     return page_of(messages, page)
 
 
-async def _render_page_from_database(session: AsyncSession, *, session_id: str,
+async def _render_page_from_database(db: AsyncSession, *, session_id: str,
                                      page: PageQuery) -> Page[CachedMessage]:
-    listed = await MessageRepository(session).list_for_session(session_id, page)
+    listed = await MessageRepository(db).list_for_session(session_id, page)
     rendered = [CachedMessage(pk=m.pk or 0, id=m.id, json=message_json_of(m)) for m in listed.rows]
     return Page(rows=rendered, has_more=listed.has_more)
 
@@ -178,22 +178,22 @@ def _position(messages: list[CachedMessage], message_id: str) -> int | None:
     return None
 
 
-async def clear_messages(session: AsyncSession, *, row: ChatSession) -> int:
-    await _ensure_idle(session, row.id)
-    invalidate_on_commit(session, row.id)  # a bulk DELETE: the ORM does not see which messages went
-    return await MessageRepository(session).clear_session(row.id)
+async def clear_messages(db: AsyncSession, *, row: ChatSession) -> int:
+    await _ensure_idle(db, row.id)
+    invalidate_on_commit(db, row.id)  # a bulk DELETE: the ORM does not see which messages went
+    return await MessageRepository(db).clear_session(row.id)
 
 
-async def get_message(session: AsyncSession, *, user_id: str, message_id: str) -> Message | None:
-    return await MessageRepository(session).get_owned(message_id, user_id)
+async def get_message(db: AsyncSession, *, user_id: str, message_id: str) -> Message | None:
+    return await MessageRepository(db).get_owned(message_id, user_id)
 
 
-async def get_message_or_raise(session: AsyncSession, *, user_id: str, message_id: str) -> Message:
-    message = await get_message(session, user_id=user_id, message_id=message_id)
+async def get_message_or_raise(db: AsyncSession, *, user_id: str, message_id: str) -> Message:
+    message = await get_message(db, user_id=user_id, message_id=message_id)
     if message is None:
         raise MessageNotFound(f"no message with id '{message_id}'", param="message_id")
     return message
 
 
-async def delete_message(session: AsyncSession, *, message: Message) -> None:
-    await MessageRepository(session).delete(message)
+async def delete_message(db: AsyncSession, *, message: Message) -> None:
+    await MessageRepository(db).delete(message)

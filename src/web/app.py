@@ -23,7 +23,7 @@ from autobots.web.metrics import Metrics
 from autobots.web.middleware import RequestContextMiddleware
 from autobots.web.quotas import RateLimitMiddleware, StreamCounter
 from autobots.web.request_guards import RequestGuardMiddleware
-from autobots.web.routers import gallery, messages, modules, router, runs, service, sessions, workflows
+from autobots.web.routers import gallery, health, messages, modules, router, runs, sessions, workflows
 from autobots.workflows.schemas import WorkflowSpec
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
@@ -89,7 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # and importing any of them runs this package's __init__, which imports this module.
     from autobots.compat import routes as compat
 
-    for module in (workflows, modules, sessions, messages, runs, router, gallery, service, compat):
+    for module in (workflows, modules, sessions, messages, runs, router, gallery, health, compat):
         app.include_router(module.router)
     app.add_middleware(WriteAdmission, limit=settings.max_concurrent_writes)
     app.add_middleware(RateLimitMiddleware, rate=settings.rate_limit_per_key, burst=settings.rate_limit_burst,

@@ -61,11 +61,11 @@ async def library_for(db: AsyncSession, *, user_id: str, document: Any) -> Mappi
     return {}
 
 
-async def spec_of(session: AsyncSession, *, run: Any) -> WorkflowSpec | None:
+async def spec_of(db: AsyncSession, *, run: Any) -> WorkflowSpec | None:
     """The spec of the workflow a run used (deleted workflows included: the run keeps its reference)."""
     if run.workflow_id is None:
         return None
-    row = await WorkflowRepository(session).get(run.workflow_id)
+    row = await WorkflowRepository(db).get(run.workflow_id)
     return load_spec(row.spec) if row is not None and row.user_id == run.user_id else None
 
 
@@ -92,71 +92,71 @@ def resolve_models(spec: WorkflowSpec, settings: Settings, secrets: ModelSecrets
     return resolved
 
 
-async def create(session: AsyncSession, *, user_id: str, spec: WorkflowSpec) -> Workflow:
+async def create(db: AsyncSession, *, user_id: str, spec: WorkflowSpec) -> Workflow:
     row = Workflow(id=new_id("wf"), user_id=user_id, name=spec.name, type=spec.type, spec=redact_spec(spec))
-    await WorkflowRepository(session).add(row)
+    await WorkflowRepository(db).add(row)
     vault.keep(row.id, spec)
     return row
 
 
-async def create_or_reuse(session: AsyncSession, *, user_id: str, spec: WorkflowSpec,
+async def create_or_reuse(db: AsyncSession, *, user_id: str, spec: WorkflowSpec,
                           candidate: Workflow | None) -> Workflow:
     """`candidate` when it already holds exactly this spec (clients that resend their spec with every
     message would otherwise add a workflow per message), else a new workflow."""
-    if candidate is not None and candidate.user_id == user_id and candidate.deleted_at is None \
+    if candidate is not None and candidate.user_id == user_id and candidate.deleted_at is None\
             and candidate.spec == redact_spec(spec):
         vault.keep(candidate.id, spec)
         return candidate
-    return await create(session, user_id=user_id, spec=spec)
+    return await create(db, user_id=user_id, spec=spec)
 
 
-async def get_or_none(session: AsyncSession, *, user_id: str, workflow_id: str) -> Workflow | None:
-    return await WorkflowRepository(session).get_owned(workflow_id, user_id)
+async def get_or_none(db: AsyncSession, *, user_id: str, workflow_id: str) -> Workflow | None:
+    return await WorkflowRepository(db).get_owned(workflow_id, user_id)
 
 
-async def list_by_ids(session: AsyncSession, *, user_id: str, workflow_ids: set[str]) -> dict[str, Workflow]:
+async def list_by_ids(db: AsyncSession, *, user_id: str, workflow_ids: set[str]) -> dict[str, Workflow]:
     """The user's workflows among `workflow_ids` (deleted ones and others' left out), by id, in one query."""
     if not workflow_ids:
         return {}
-    return {row.id: row for row in await WorkflowRepository(session).get_owned_many(workflow_ids, user_id)}
+    return {row.id: row for row in await WorkflowRepository(db).get_owned_many(workflow_ids, user_id)}
 
 
-async def get_or_raise(session: AsyncSession, *, user_id: str, workflow_id: str) -> Workflow:
-    row = await get_or_none(session, user_id=user_id, workflow_id=workflow_id)
+async def get_or_raise(db: AsyncSession, *, user_id: str, workflow_id: str) -> Workflow:
+    row = await get_or_none(db, user_id=user_id, workflow_id=workflow_id)
     if row is None:
         raise WorkflowNotFound(f"no workflow with id '{workflow_id}'", param="workflow_id")
     return row
 
 
-async def list_workflows(session: AsyncSession, *, user_id: str, page: PageQuery) -> Page[Workflow]:
-    return await WorkflowRepository(session).list_owned(user_id, page)
+async def list_workflows(db: AsyncSession, *, user_id: str, page: PageQuery) -> Page[Workflow]:
+    return await WorkflowRepository(db).list_owned(user_id, page)
 
 
-async def update(session: AsyncSession, *, user_id: str, workflow_id: str, spec: WorkflowSpec) -> Workflow:
-    row = await get_or_raise(session, user_id=user_id, workflow_id=workflow_id)
+async def update(db: AsyncSession, *, user_id: str, workflow_id: str, spec: WorkflowSpec) -> Workflow:
+    row = await get_or_raise(db, user_id=user_id, workflow_id=workflow_id)
     row.name, row.type, row.spec, row.updated_at = spec.name, spec.type, redact_spec(spec), now()
-    session.add(row)
-    await session.flush()
+    db.add(row)
+    await db.flush()
     vault.keep(row.id, spec)
     return row
 
 
-async def delete(session: AsyncSession, *, user_id: str, workflow_id: str) -> None:
+async def delete(db: AsyncSession, *, user_id: str, workflow_id: str) -> None:
     """Soft delete: runs and sessions that used it keep their reference."""
-    row = await get_or_raise(session, user_id=user_id, workflow_id=workflow_id)
+    row = await get_or_raise(db, user_id=user_id, workflow_id=workflow_id)
     row.deleted_at = now()
-    session.add(row)
-    await session.flush()
+    db.add(row)
+    await db.flush()
     vault.forget(row.id)
 
 
-async def resolve(session: AsyncSession, *, user_id: str, workflow_id: str | None, inline: Any | None,
+async def resolve(db: AsyncSession, *, user_id: str, workflow_id: str | None, inline: Any | None,
                   rules: ServerRules) -> Workflow | None:
     """The workflow a request names: an inline spec (stored as a new workflow) or an id the caller owns."""
     if inline is not None:
-        library = await library_for(session, user_id=user_id, document=inline)
+        library = await library_for(db, user_id=user_id, document=inline)
         spec = await validate(inline, rules, param_prefix="workflow", library=library)
-        return await create(session, user_id=user_id, spec=spec)
+        return await create(db, user_id=user_id, spec=spec)
     if workflow_id is not None:
-        return await get_or_raise(session, user_id=user_id, workflow_id=workflow_id)
+        return await get_or_raise(db, user_id=user_id, workflow_id=workflow_id)
     return None

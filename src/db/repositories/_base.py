@@ -30,8 +30,8 @@ class PageQuery:
 def fetch_one(connection: Connection, model: type[Row], *where: Any, options: tuple[Any, ...] = ()) -> Row | None:
     """One row as a model instance (detached, as rows of a closed session are), read on a thread's connection
     (`Database.read_in_thread`): the hot reads' one-hop path."""
-    with Session(bind=connection) as session:
-        return session.exec(select(model).where(*where).options(*options)).first()
+    with Session(bind=connection) as db:
+        return db.exec(select(model).where(*where).options(*options)).first()
 
 
 class Repository(Generic[Row]):
@@ -39,8 +39,8 @@ class Repository(Generic[Row]):
 
     model: type[Row]
 
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
+    def __init__(self, db: AsyncSession) -> None:
+        self.db = db
 
     def _col(self, name: str) -> Any:
         return getattr(self.model, name)
@@ -48,16 +48,16 @@ class Repository(Generic[Row]):
     async def get(self, id: str, *, filters: list[ColumnElement[bool]] | None = None,
                   options: tuple[Any, ...] = ()) -> Row | None:
         statement = select(self.model).where(self._col("id") == id, *(filters or [])).options(*options)
-        return (await self.session.exec(statement)).first()
+        return (await self.db.exec(statement)).first()
 
     async def add(self, row: Row) -> Row:
-        self.session.add(row)
-        await self.session.flush()
+        self.db.add(row)
+        await self.db.flush()
         return row
 
     async def delete(self, row: Row) -> None:
-        await self.session.delete(row)
-        await self.session.flush()
+        await self.db.delete(row)
+        await self.db.flush()
 
     async def paginate(self, page: PageQuery, *, filters: list[ColumnElement[bool]],
                        columns: list[Any] | None = None, options: tuple[Any, ...] = ()) -> Page[Any]:
@@ -76,7 +76,7 @@ class Repository(Generic[Row]):
         reverse = page.before is not None and page.after is None
         descending = (page.order == "desc") != reverse
         statement = statement.order_by(pk.desc() if descending else pk.asc()).limit(page.limit + 1)
-        rows = list((await self.session.exec(statement)).all())
+        rows = list((await self.db.exec(statement)).all())
         has_more = len(rows) > page.limit
         rows = rows[: page.limit]
         if reverse:
@@ -85,4 +85,4 @@ class Repository(Generic[Row]):
 
     async def _pk_of(self, id: str, filters: list[ColumnElement[bool]]) -> int | None:
         statement = select(self._col("pk")).where(self._col("id") == id, *filters)
-        return (await self.session.exec(statement)).first()
+        return (await self.db.exec(statement)).first()

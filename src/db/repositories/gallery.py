@@ -11,8 +11,8 @@ class GalleryRepository(Repository[GalleryItem]):
 
     async def add_with_tags(self, item: GalleryItem) -> GalleryItem:
         await self.add(item)
-        self.session.add_all([GalleryTag(gallery_id=item.id, tag=tag) for tag in item.tags])
-        await self.session.flush()
+        self.db.add_all([GalleryTag(gallery_id=item.id, tag=tag) for tag in item.tags])
+        await self.db.flush()
         return item
 
     async def list_items(self, page: PageQuery, *, tag: str | None) -> Page[GalleryItem]:
@@ -23,5 +23,5 @@ class GalleryRepository(Repository[GalleryItem]):
         return await self.paginate(page, filters=filters)
 
     async def delete_owned(self, item: GalleryItem) -> None:
-        await self.session.exec(delete(GalleryTag).where(GalleryTag.gallery_id == item.id))  # type: ignore[call-overload]
+        await self.db.exec(delete(GalleryTag).where(GalleryTag.gallery_id == item.id))  # type: ignore[call-overload]
         await self.delete(item)

@@ -15,7 +15,7 @@ class IdempotencyRepository(Repository[IdempotencyRecord]):
             IdempotencyRecord.key == key,
             IdempotencyRecord.expires_at > now(),
         )
-        return (await self.session.exec(statement)).first()
+        return (await self.db.exec(statement)).first()
 
     async def purge_expired(self) -> None:
-        await self.session.exec(delete(IdempotencyRecord).where(IdempotencyRecord.expires_at <= now()))  # type: ignore[call-overload]
+        await self.db.exec(delete(IdempotencyRecord).where(IdempotencyRecord.expires_at <= now()))  # type: ignore[call-overload]

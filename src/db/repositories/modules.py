@@ -12,7 +12,7 @@ class ModuleRepository(Repository[PromptModule]):
         return await self.get(id, filters=[PromptModule.user_id == user_id])
 
     async def get_by_name(self, name: str, user_id: str) -> PromptModule | None:
-        result = await self.session.exec(select(PromptModule).where(PromptModule.user_id == user_id,
+        result = await self.db.exec(select(PromptModule).where(PromptModule.user_id == user_id,
                                                                     PromptModule.name == name))
         return result.first()
 
@@ -20,5 +20,5 @@ class ModuleRepository(Repository[PromptModule]):
         return await self.paginate(page, filters=[PromptModule.user_id == user_id])
 
     async def all_owned(self, user_id: str) -> list[PromptModule]:
-        result = await self.session.exec(select(PromptModule).where(PromptModule.user_id == user_id))
+        result = await self.db.exec(select(PromptModule).where(PromptModule.user_id == user_id))
         return list(result.all())

@@ -37,17 +37,17 @@ class RunRepository(Repository[Run]):
             .where(Run.session_id == session_id, Run.status.in_(ACTIVE_STATUSES))  # type: ignore[attr-defined]
             .order_by(Run.pk)  # type: ignore[arg-type]
         )
-        return list((await self.session.exec(statement)).all())
+        return list((await self.db.exec(statement)).all())
 
     async def count_active_for_user(self, user_id: str) -> int:
         """The user's queued, running and cancelling runs."""
         statement = select(func.count()).select_from(Run).where(
             Run.user_id == user_id, Run.status.in_(ACTIVE_STATUSES))  # type: ignore[attr-defined]
-        return int((await self.session.exec(statement)).one())
+        return int((await self.db.exec(statement)).one())
 
     async def with_status(self, statuses: tuple[str, ...]) -> list[Run]:
         statement = select(Run).where(Run.status.in_(statuses)).order_by(Run.pk)  # type: ignore[attr-defined,arg-type]
-        return list((await self.session.exec(statement)).all())
+        return list((await self.db.exec(statement)).all())
 
     async def update_fenced(self, run_id: str, attempt: int, values: dict[str, Any],
                             *, status: tuple[str, ...] | None = None) -> bool:
@@ -57,17 +57,17 @@ class RunRepository(Repository[Run]):
         if status is not None:
             statement = statement.where(Run.status.in_(status))  # type: ignore[attr-defined]
         statement = statement.values(**values)
-        result = await self.session.exec(statement)  # type: ignore[call-overload]
+        result = await self.db.exec(statement)  # type: ignore[call-overload]
         return bool(result.rowcount)
 
     async def add_events(self, events: list[RunEvent]) -> None:
-        self.session.add_all(events)
-        await self.session.flush()
+        self.db.add_all(events)
+        await self.db.flush()
 
     async def events(self, run_id: str, *, starting_after: int = 0) -> list[RunEvent]:
         statement = events_after_statement(run_id, starting_after)
-        return list((await self.session.exec(statement)).all())
+        return list((await self.db.exec(statement)).all())
 
     async def max_event_seq(self, run_id: str) -> int:
         statement = select(func.max(RunEvent.seq)).where(RunEvent.run_id == run_id)
-        return int((await self.session.exec(statement)).first() or 0)
+        return int((await self.db.exec(statement)).first() or 0)

@@ -9,7 +9,7 @@ class UserRepository(Repository[User]):
     model = User
 
     async def get_by_name(self, name: str) -> User | None:
-        return (await self.session.exec(select(User).where(User.name == name))).first()
+        return (await self.db.exec(select(User).where(User.name == name))).first()
 
     async def get_by_key_hash(self, key_hash: str) -> User | None:
         statement = (
@@ -17,9 +17,9 @@ class UserRepository(Repository[User]):
             .join(ApiKey, ApiKey.user_id == User.id)
             .where(ApiKey.key_hash == key_hash, ApiKey.revoked_at.is_(None))  # type: ignore[union-attr]
         )
-        return (await self.session.exec(statement)).first()
+        return (await self.db.exec(statement)).first()
 
     async def add_key(self, key: ApiKey) -> ApiKey:
-        self.session.add(key)
-        await self.session.flush()
+        self.db.add(key)
+        await self.db.flush()
         return key

@@ -17,7 +17,7 @@ class WorkflowRepository(Repository[Workflow]):
         """The user's live workflows among `ids`, in one query."""
         statement = select(Workflow).where(Workflow.id.in_(ids), Workflow.user_id == user_id,  # type: ignore[attr-defined]
                                            Workflow.deleted_at.is_(None))  # type: ignore[union-attr]
-        return list((await self.session.exec(statement)).all())
+        return list((await self.db.exec(statement)).all())
 
     async def list_owned(self, user_id: str, page: PageQuery) -> Page[Workflow]:
         return await self.paginate(
