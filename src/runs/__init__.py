@@ -8,12 +8,13 @@ The life of a message:
    every submission waiting in one transaction on the database's writer thread: `ledger.insert_submissions`
    (`db/repositories/ledger.py`) checks the session is free, the user's quota and the workflow, and copies the
    workflow's spec into the run. The `run` row is the record from here on.
-3. Placement. `RunManager._kick` hands the session to its runner (`RunManager.runner`): in process, `RunEngine.kick` (`_engine.py`);
-   with run workers, `WorkerPool.kick` (`_pool.py`) places the session on the worker already driving it, else on
-   the connected one driving the fewest sessions, and sends it a `Kick` (`_protocol.py`), which the worker's
+3. Placement. `RunManager._kick` hands the session to its runner (`RunManager.runner`): in process,
+   `RunEngine.kick` (`_engine.py`); with run workers, `WorkerPool.kick` (`_pool.py`) places the session on the
+   worker already driving it, else on the connected one driving the fewest sessions, and sends it a `Kick`
+   (`_protocol.py`), which the worker's
    `_obey` (`_worker.py`) hands to its own `RunEngine.kick`. `RunEngine._drive`, one task per session, takes a
    slot for the session's user (`FairSlots.slot`, `_fair.py`), reads the oldest queued run (`ledger.next_queued`)
-   and claims it with `ledger.take`: status `running`, `attempt` + 1, this executor as `owner`.
+   and claims it with `ledger.take`: status `running`, `attempt` + 1, this engine as `owner`.
 4. Attempt. `RunEngine._execute` opens the run's live channel (`RunObserver.open`: `ChannelRegistry.open` in
    process, `Open` from a worker) and runs `RunExecution.execute` (`_execution.py`): `compile_workflow` builds the
    AutoGen team from the run's spec, resumed from its checkpoint if it has one, and streams it.
