@@ -113,7 +113,7 @@ class RunExecution:
                     result = item
                     continue
                 if isinstance(item, WorkflowEvent):
-                    await self._record_step(item, workflow)
+                    await self._record_workflow_event(item, workflow)
                     continue
                 entry = transcript_entry(item)
                 if entry is not None:
@@ -136,7 +136,7 @@ class RunExecution:
             error_type, message = classify(exc.cause) if exc.cause is not None else (exc.code or exc.type, exc.message)
             logger.warning("run %s: step %s failed: %s", self.run.id, exc.step_id, error_type)
             error = {"type": error_type, "message": message, "step": exc.step_id}
-            await self._record_step(WorkflowEvent("step.failed", {"id": exc.step_id, "error": error}), None)
+            await self._record_workflow_event(WorkflowEvent("step.failed", {"id": exc.step_id, "error": error}), None)
             await self._finish("failed", meter, error=error, stop_reason=f"error: {error_type} in step {exc.step_id}",
                                reply=None, summary=None, ctx=ctx)
             return
@@ -173,7 +173,7 @@ class RunExecution:
         return await StoredRouterMemory.open(self.db, run_id=self.run.id, user_id=self.run.user_id,
                                              workflow_id=self.run.workflow_id)
 
-    async def _record_step(self, event: WorkflowEvent, workflow: Any) -> None:
+    async def _record_workflow_event(self, event: WorkflowEvent, workflow: Any) -> None:
         """A pipeline step's or a strategy transition's event. A durable one is committed with the checkpoint that
         includes it before the workflow goes on (a pipeline's dependants start only once their inputs are on
         disk; a resumed strategy continues in the state it reached)."""

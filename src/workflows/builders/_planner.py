@@ -23,7 +23,7 @@ from autobots.models.schemas import Persona
 from autobots.router import ArmStats, Candidate, RewardWeights, choose, reward
 from autobots.workflows.builders._context import BuildContext
 from autobots.workflows.builders._pipeline import PipelineWorkflow
-from autobots.workflows.builders._result import WorkflowEvent, WorkflowResult, strip_termination
+from autobots.workflows.builders._result import NOT_JSON, WorkflowEvent, WorkflowResult, json_in_reply
 from autobots.workflows.schemas import AGENT_NAME_PATTERN, ModuleSpec, PipelineSpec, PipelineStep, WorkflowSpec
 from autogen_agentchat.agents import AssistantAgent
 from autogen_agentchat.messages import BaseAgentEvent, BaseChatMessage
@@ -35,7 +35,6 @@ JOIN_STEP = "answer"
 TYPICAL_PROMPT_TOKENS, TYPICAL_COMPLETION_TOKENS = 1000, 500
 VERDICT_SCHEMA = {"type": "object", "required": ["success"],
                   "properties": {"success": {"type": "number", "minimum": 0, "maximum": 1}}}
-_FENCED = re.compile(r"```(?:json)?\s*\n(.*?)```", re.DOTALL)
 
 
 class InvalidPlan(AutobotsError):
@@ -53,14 +52,8 @@ def plan_schema(kinds: Sequence[str], max_subtasks: int) -> dict[str, Any]:
 
 def plan_errors(text: str, kinds: Sequence[str], max_subtasks: int) -> tuple[list[dict[str, Any]], list[str]]:
     """The plan in `text` and what is wrong with it (nothing: a plan to run)."""
-    document: Any = None
-    for candidate in (text.strip(), *(m.strip() for m in _FENCED.findall(text))):
-        try:
-            document = json.loads(candidate)
-            break
-        except ValueError:
-            continue
-    if document is None:
+    document = json_in_reply(text)
+    if document is NOT_JSON:
         return [], ["the answer is not JSON"]
     validator = jsonschema.Draft202012Validator(plan_schema(kinds, max_subtasks))
     problems = [f"{'/'.join(str(p) for p in e.absolute_path) or 'plan'}: {e.message}"
@@ -267,10 +260,8 @@ class PlannerWorkflow:
 
 def _score(text: str) -> float:
     """The verifier's `success`, clamped to [0, 1]; an unreadable verdict counts as 0."""
-    for candidate in (text.strip(), *(m.strip() for m in _FENCED.findall(text)), strip_termination(text, None)):
-        try:
-            value = json.loads(candidate).get("success")
-            return min(1.0, max(0.0, float(value)))
-        except (ValueError, AttributeError, TypeError):
-            continue
-    return 0.0
+    verdict = json_in_reply(text)
+    try:
+        return min(1.0, max(0.0, float(verdict["success"])))
+    except (KeyError, TypeError, ValueError):
+        return 0.0

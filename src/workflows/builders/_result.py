@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,6 +42,21 @@ class WorkflowEvent:
     type: str
     data: dict[str, Any]
     durable: bool = False
+
+
+NOT_JSON = object()  # what `json_in_reply` answers for a reply that holds no JSON
+_FENCED_JSON = re.compile(r"```(?:json)?\s*\n(.*?)```", re.DOTALL)
+
+
+def json_in_reply(reply: str) -> Any:
+    """A model's reply read as JSON: the whole text, else its first fenced block that parses; `NOT_JSON` when
+    neither does (JSON's own `null` is a value)."""
+    for candidate in (reply.strip(), *(block.strip() for block in _FENCED_JSON.findall(reply))):
+        try:
+            return json.loads(candidate)
+        except ValueError:
+            continue
+    return NOT_JSON
 
 
 def strip_termination(text: str, termination_text: str | None) -> str:

@@ -23,7 +23,13 @@ from autobots.errors import AutobotsError
 from autobots.models.schemas import Persona
 from autobots.workflows._strategy_checks import state_agent
 from autobots.workflows.builders._context import BuildContext
-from autobots.workflows.builders._result import WorkflowEvent, WorkflowResult, strip_termination
+from autobots.workflows.builders._result import (
+    NOT_JSON,
+    WorkflowEvent,
+    WorkflowResult,
+    json_in_reply,
+    strip_termination,
+)
 from autobots.workflows.schemas import END_STATE, ExpectSpec, StateSpec, TransitionSpec, WhenSpec
 from autogen_agentchat.agents import AssistantAgent
 from autogen_agentchat.messages import BaseAgentEvent, BaseChatMessage
@@ -32,8 +38,7 @@ from autogen_core.model_context import UnboundedChatCompletionContext
 from autogen_core.models import ChatCompletionClient
 
 StreamItem = BaseAgentEvent | BaseChatMessage | WorkflowEvent | WorkflowResult
-_FENCED_JSON = re.compile(r"```(?:json)?\s*\n(.*?)```", re.DOTALL)
-_MISSING = object()
+_MISSING = object()  # a JSON pointer's part that is absent
 
 
 class StrategyFormatError(AutobotsError):
@@ -163,25 +168,17 @@ def _holds(when: WhenSpec, reply: str, counters: Mapping[str, int]) -> bool:
         return re.search(when.regex, reply) is not None
     if when.counter is not None:
         return counters.get(when.counter, 0) >= (when.at_least or 0)
-    value = _pointer(_parse_json(reply), when.json_pointer or "")
+    value = _pointer(json_in_reply(reply), when.json_pointer or "")
     if value is _MISSING:
         return False
     return value in (when.one_of or []) if when.one_of is not None else value == when.equals
 
 
-def _parse_json(reply: str) -> Any:
-    """The reply as JSON: the whole text, or its first fenced block; `_MISSING` when neither parses."""
-    for candidate in (reply.strip(), *(m.strip() for m in _FENCED_JSON.findall(reply))):
-        try:
-            return json.loads(candidate)
-        except ValueError:
-            continue
-    return _MISSING
-
-
 def _pointer(document: Any, pointer: str) -> Any:
     """RFC 6901 lookup; `_MISSING` when a part is absent."""
-    if document is _MISSING or pointer == "":
+    if document is NOT_JSON:
+        return _MISSING
+    if pointer == "":
         return document
     for part in pointer.lstrip("/").split("/"):
         part = part.replace("~1", "/").replace("~0", "~")
@@ -201,8 +198,8 @@ def _format_problem(expect: ExpectSpec, reply: str) -> str | None:
     if expect.format == "choice":
         answer = reply.strip().strip(".").strip()
         return None if answer in (expect.options or []) else f"{answer[:100]!r} is not one of the options"
-    document = _parse_json(reply)
-    if document is _MISSING:
+    document = json_in_reply(reply)
+    if document is NOT_JSON:
         try:
             json.loads(reply.strip())
         except ValueError as err:
