@@ -94,7 +94,8 @@ class PromptModule(SQLModel, table=True):
 
 
 class RouterStat(SQLModel, table=True):
-    """What the router learned for a user's workflow: one row per (sub-task kind, model)."""
+    """What the router learned for a user's workflow: one row per (statistics key, model), where the key is a
+    sub-task kind (`code`) or a kind and input size (`code/long`; `autobots.router` "contexts")."""
 
     __tablename__ = "router_stat"
     __table_args__ = (UniqueConstraint("user_id", "workflow_id", "kind", "model",
@@ -110,7 +111,8 @@ class RouterStat(SQLModel, table=True):
 
 
 class RouterOutcome(SQLModel, table=True):
-    """One routed sub-task's outcome: what the verifier (or the user's feedback) scored, what it cost."""
+    """One routed sub-task's outcome: what the verifier (or the user's feedback) scored, what it cost. `kind`
+    holds the sub-task's context, its kind and input size (`code/long`), which its statistics were kept under."""
 
     __tablename__ = "router_outcome"
     __table_args__ = (UniqueConstraint("run_id", "subtask_id", name="uq_router_outcome_run_id_subtask_id"),)

@@ -1,9 +1,7 @@
 """Which model of a pool gets a sub-task: three fixed baselines and Thompson sampling.
 
-Statistics are kept per (kind, model): the caller passes the arms of the sub-task's kind. The router has no
-other feature of a sub-task; a caller that wants one to count (say, long instructions) folds a coarse bucket
-of it into the kind it keys the statistics by (`"code/long"`), which gives that bucket arms of its own at the
-price of learning them separately.
+The caller passes the arms of the sub-task's context (`arms_for`: its kind and input size, backing off to the
+kind while the size has few pulls); a policy sees only those arms and the candidates' prices.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from typing import Any
 from autobots.db import Database
 from autobots.db.tables import RouterOutcome, RouterStat, Run, now
 from autobots.errors import NotFound
-from autobots.router import ArmStats, RewardWeights, reward
+from autobots.router import ArmStats, RewardWeights, arms_for, kind_of, reward, size_of
 from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
@@ -25,7 +25,7 @@ class OutcomeNotFound(NotFound):
 
 
 async def load(db: AsyncSession, *, user_id: str, workflow_id: str) -> dict[str, dict[str, ArmStats]]:
-    """Statistics by kind, then by model."""
+    """Statistics by key (a kind, or a kind and size: `code/long`), then by model."""
     rows = (await db.exec(select(RouterStat).where(RouterStat.user_id == user_id,
                                                    RouterStat.workflow_id == workflow_id))).all()
     learned: dict[str, dict[str, ArmStats]] = {}
@@ -47,7 +47,9 @@ async def _stat_row(db: AsyncSession, *, user_id: str, workflow_id: str, kind: s
 
 async def record(db: AsyncSession, *, run_id: str, user_id: str, workflow_id: str,
                  outcome: Mapping[str, Any]) -> bool:
-    """Keep a sub-task's outcome and learn from it; False (nothing learned twice) when it was recorded already."""
+    """Keep a sub-task's outcome and learn from it, under its kind and under its `context` (kind and input size)
+    when it has one; False (nothing learned twice) when it was recorded already."""
+    context = outcome.get("context") or outcome["kind"]
     existing = (await db.exec(select(RouterOutcome).where(RouterOutcome.run_id == run_id,
                                                           RouterOutcome.subtask_id == outcome["subtask_id"]))).first()
     if existing is not None:
@@ -55,20 +57,26 @@ async def record(db: AsyncSession, *, run_id: str, user_id: str, workflow_id: st
     try:
         async with db.begin_nested():
             db.add(RouterOutcome(run_id=run_id, user_id=user_id, workflow_id=workflow_id,
-                                 subtask_id=outcome["subtask_id"], kind=outcome["kind"], model=outcome["model"],
+                                 subtask_id=outcome["subtask_id"], kind=context, model=outcome["model"],
                                  success=outcome["success"], cost_cents=outcome["cost_cents"],
                                  latency_s=outcome["latency_s"], reward=outcome["reward"]))
             await db.flush()
     except IntegrityError:  # the same sub-task recorded at the same moment by another attempt
         return False
-    row = await _stat_row(db, user_id=user_id, workflow_id=workflow_id, kind=outcome["kind"], model=outcome["model"])
-    row.stats = ArmStats.from_dict(row.stats).updated(
-        reward=outcome["reward"], success=outcome["success"], cost_cents=outcome["cost_cents"],
-        latency_s=outcome["latency_s"]).to_dict()
-    row.updated_at = now()
-    db.add(row)
-    await db.flush()
+    for key in _keys(context):
+        row = await _stat_row(db, user_id=user_id, workflow_id=workflow_id, kind=key, model=outcome["model"])
+        row.stats = ArmStats.from_dict(row.stats).updated(
+            reward=outcome["reward"], success=outcome["success"], cost_cents=outcome["cost_cents"],
+            latency_s=outcome["latency_s"]).to_dict()
+        row.updated_at = now()
+        db.add(row)
+        await db.flush()
     return True
+
+
+def _keys(context: str) -> list[str]:
+    """The statistics keys an outcome counts under: its kind's, and its context's when it has a size."""
+    return [kind_of(context)] + ([context] if size_of(context) is not None else [])
 
 
 async def apply_feedback(db: AsyncSession, *, run: Run, subtask_id: str | None, score: float,
@@ -88,25 +96,29 @@ async def apply_feedback(db: AsyncSession, *, run: Run, subtask_id: str | None, 
         raise OutcomeNotFound(f"run '{run.id}' has no {what}", param="subtask_id" if subtask_id else "run_id")
     for outcome in outcomes:
         new_reward = reward(score, outcome.cost_cents, outcome.latency_s, weights)
-        row = await _stat_row(db, user_id=outcome.user_id, workflow_id=outcome.workflow_id, kind=outcome.kind,
-                              model=outcome.model)
-        stats = ArmStats.from_dict(row.stats)
-        if stats.pulls:  # every outcome kept is counted in its statistics (reset forgets both)
-            row.stats = stats.corrected(old_reward=outcome.reward, new_reward=new_reward,
-                                        old_success=outcome.success, new_success=score).to_dict()
-            row.updated_at = now()
+        for key in _keys(outcome.kind):
+            row = await _stat_row(db, user_id=outcome.user_id, workflow_id=outcome.workflow_id, kind=key,
+                                  model=outcome.model)
+            stats = ArmStats.from_dict(row.stats)
+            if stats.pulls:  # every outcome kept is counted in its statistics (reset forgets both)
+                row.stats = stats.corrected(old_reward=outcome.reward, new_reward=new_reward,
+                                            old_success=outcome.success, new_success=score).to_dict()
+                row.updated_at = now()
+            db.add(row)
         outcome.success, outcome.reward, outcome.feedback = score, new_reward, comment
-        db.add_all([row, outcome])
+        db.add(outcome)
     await db.flush()
     return outcomes
 
 
 async def summary(db: AsyncSession, *, user_id: str, workflow_id: str) -> list[dict[str, Any]]:
-    """Per kind and model: pulls, mean reward, success, cost and latency."""
+    """Per kind and model (`size` None), and per kind, input size and model: pulls, mean reward, success, cost
+    and latency."""
     learned = await load(db, user_id=user_id, workflow_id=workflow_id)
-    return [{"kind": kind, "model": model, "pulls": stats.pulls, "mean_reward": stats.mean_reward,
-             "success": stats.mean_success, "cost_cents": stats.mean_cost, "latency_s": stats.mean_latency}
-            for kind in sorted(learned) for model, stats in sorted(learned[kind].items())]
+    return [{"kind": kind_of(key), "size": size_of(key), "model": model, "pulls": stats.pulls,
+             "mean_reward": stats.mean_reward, "success": stats.mean_success, "cost_cents": stats.mean_cost,
+             "latency_s": stats.mean_latency}
+            for key in sorted(learned) for model, stats in sorted(learned[key].items())]
 
 
 async def reset(db: AsyncSession, *, user_id: str, workflow_id: str) -> None:
@@ -131,8 +143,9 @@ class StoredRouterMemory:
             learned = await load(session, user_id=user_id, workflow_id=workflow_id)
         return cls(db, run_id=run_id, user_id=user_id, workflow_id=workflow_id, learned=learned)
 
-    def stats(self, kind: str) -> Mapping[str, ArmStats]:
-        return dict(self._learned.get(kind, {}))
+    def stats(self, context: str) -> Mapping[str, ArmStats]:
+        """The arms a choice in `context` (a kind, or a kind and size) reads, by model."""
+        return arms_for(context, self._learned)
 
     async def record(self, outcome: Mapping[str, Any]) -> None:
         async with self._db.session() as session:

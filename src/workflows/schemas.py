@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from autobots.models.schemas import ModelConfig
 from autobots.workflows.strategy_templates import expand as expand_template
@@ -11,6 +11,7 @@ from pydantic import (
     ConfigDict,
     Field,
     SerializerFunctionWrapHandler,
+    StringConstraints,
     model_serializer,
     model_validator,
 )
@@ -216,12 +217,16 @@ class HierarchySpec(_Strict):
     limits: HierarchyLimits = Field(default_factory=HierarchyLimits)
 
 
+# A kind names the router's statistics, alone or with an input size after a slash (`code/long`): no slash in it.
+SubtaskKind = Annotated[str, StringConstraints(min_length=1, max_length=50, pattern=r"^[^/]+$")]
+
+
 class PlannerSpec(_Strict):
     model: str = Field("default", max_length=100, description="The model that plans (and joins the results)")
     max_subtasks: int = Field(8, ge=1, le=50)
     max_replans: int = Field(2, ge=0, le=10, description="Re-asks after an invalid plan before the run fails")
-    kinds: list[str] = Field(default_factory=lambda: ["research", "code", "write", "math"], min_length=1,
-                             max_length=20)
+    kinds: list[SubtaskKind] = Field(default_factory=lambda: ["research", "code", "write", "math"], min_length=1,
+                                     max_length=20)
     system_message: str | None = Field(None, max_length=20_000, description="Added to the planning prompt")
 
 
@@ -242,6 +247,9 @@ class RouterSpec(_Strict):
     policy: Literal["fixed", "cheapest", "best", "thompson"] = "thompson"
     explore: float = Field(0.05, ge=0, le=1)
     reward: RewardSpec = Field(default_factory=RewardSpec)
+    long_input_chars: int = Field(4_000, ge=1, le=10_000_000,
+                                  description="A sub-task whose instruction and dependencies' results reach this many "
+                                              "characters is routed (and learned) as `long`, apart from short ones")
 
 
 class TerminationSpec(_Strict):

@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+from autobots.router import MIN_CONTEXT_PULLS
 
 from tests.support.model_script import ModelScript
 from tests.support.openai_server import FakeOpenAIServer, RecordedRequest
@@ -65,6 +66,12 @@ def of_type(events: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
     return [e["data"] for e in events if e["type"] == kind]
 
 
+def kind_rows(client: httpx.Client, workflow_id: str) -> dict[tuple[str, str], dict[str, Any]]:
+    """The router's statistics per (kind, model), all input sizes together."""
+    rows = client.get(f"{API}/router", params={"workflow_id": workflow_id}).json()["data"]
+    return {(r["kind"], r["model"]): r for r in rows if r["size"] is None}
+
+
 def test_a_plan_runs_routed_verified_and_the_next_run_learns_from_it(base_url, planner_models) -> None:
     server, _ = planner_models
     with httpx.Client(base_url=base_url, timeout=120) as client:
@@ -79,17 +86,43 @@ def test_a_plan_runs_routed_verified_and_the_next_run_learns_from_it(base_url, p
         assert steps == ["research", "code", "prose", "check", "answer"]
         outcomes = of_type(events, "router.outcome")
         assert [o["subtask_id"] for o in outcomes] == ["research", "code", "prose", "check"]
-        assert all(set(o) == {"subtask_id", "kind", "model", "success", "cost_cents", "latency_s", "reward"}
-                   for o in outcomes)
+        assert all(set(o) == {"subtask_id", "kind", "context", "model", "success", "cost_cents", "latency_s",
+                              "reward"} for o in outcomes)
         stats = client.get(f"{API}/router", params={"workflow_id": session["workflow_id"]}).json()["data"]
-        assert sum(row["pulls"] for row in stats) == 4
+        assert sum(row["pulls"] for row in stats if row["size"] is None) == 4
         second, events2 = run_once(client, session["id"])
         assert second["run"]["status"] == "completed"
-        for choice in of_type(events2, "router.choice"):
-            learned = {(r["kind"], r["model"]): r for r in stats}
+        first_picks = {c["subtask"]: c["pick"] for c in choices}
+        for choice in of_type(events2, "router.choice"):  # the same sizes as the first run's: one pull each
             for model, estimate in choice["estimates"].items():
-                pulled = learned.get((choice["kind"], model), {}).get("pulls", 0)
-                assert estimate["pulls"] == pulled, (choice, stats)
+                tried = model == first_picks[choice["subtask"]]
+                assert estimate["pulls"] == (MIN_CONTEXT_PULLS if tried else 0), (choice, stats)
+
+
+def test_each_subtask_is_routed_when_ready_by_its_kind_and_input_size(base_url, planner_models) -> None:
+    server, script = planner_models
+    script.answers["small-model"] = lambda request: "done" if "Input from step" in request.last_user_text() \
+        else "R" * 300  # the research sub-task, the only one without inputs, answers at length
+    workflow = spec(server.base_url, policy="fixed")
+    workflow["router"]["long_input_chars"] = 200
+    with httpx.Client(base_url=base_url, timeout=120) as client:
+        session = client.post(f"{API}/sessions", json={"workflow": workflow}).json()
+        posted, events = run_once(client, session["id"])
+        assert posted["run"]["status"] == "completed", posted["run"]
+        rows = client.get(f"{API}/router", params={"workflow_id": session["workflow_id"]}).json()["data"]
+    choices = {c["subtask"]: c for c in of_type(events, "router.choice")}
+    assert choices["research"]["features"] == {"kind": "research", "instruction_chars": len("Find the facts"),
+                                               "dependencies": 0, "dependency_chars": 0}
+    assert choices["research"]["context"] == "research/short"
+    assert choices["code"]["features"]["dependencies"] == 1
+    assert choices["code"]["features"]["dependency_chars"] == 300  # the research step's output, as it finished
+    assert choices["code"]["context"] == "code/long"
+    order = [(e["type"], e["data"].get("subtask") or e["data"].get("id")) for e in events
+             if e["type"] in ("router.choice", "step.completed")]
+    assert order.index(("step.completed", "research")) < order.index(("router.choice", "code"))
+    sizes = {(r["kind"], r["size"]): r["pulls"] for r in rows}
+    assert sizes[("code", "long")] == 1 and sizes[("code", None)] == 1 and sizes[("research", "short")] == 1
+    assert not any(size == "long" for kind, size in sizes if kind == "research")
 
 
 def test_the_middle_of_the_plan_runs_in_parallel(base_url, planner_models) -> None:
@@ -111,15 +144,13 @@ def test_feedback_overrides_the_verifier_in_the_statistics(base_url, planner_mod
     with httpx.Client(base_url=base_url, timeout=120) as client:
         session = client.post(f"{API}/sessions", json={"workflow": spec(server.base_url, policy="fixed")}).json()
         posted, _ = run_once(client, session["id"])
-        before = {(r["kind"], r["model"]): r for r in client.get(
-            f"{API}/router", params={"workflow_id": session["workflow_id"]}).json()["data"]}
+        before = kind_rows(client, session["workflow_id"])
         assert before[("research", "small")]["success"] == 1.0
         answer = client.post(f"{API}/runs/{posted['run']['id']}/feedback",
                              json={"subtask_id": "research", "score": 0.0, "comment": "wrong facts"})
         assert answer.status_code == 200, answer.text
         assert answer.json()[0]["feedback"] == "wrong facts" and answer.json()[0]["success"] == 0.0
-        after = {(r["kind"], r["model"]): r for r in client.get(
-            f"{API}/router", params={"workflow_id": session["workflow_id"]}).json()["data"]}
+        after = kind_rows(client, session["workflow_id"])
         assert after[("research", "small")]["success"] == 0.0
         assert after[("research", "small")]["pulls"] == 1
         assert after[("research", "small")]["mean_reward"] < before[("research", "small")]["mean_reward"] - 9

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from autobots.router import RewardWeights
+from autobots.router import RewardWeights, kind_of, size_of
 from autobots.router import store as router_store
 from autobots.web.auth import CurrentUser
 from autobots.web.deps import DbSession
@@ -22,6 +22,8 @@ WorkflowId = Annotated[str, Query(max_length=64, description="A planner workflow
 
 class ArmOut(BaseModel):
     kind: str
+    size: str | None = Field(description="None: all of the kind's sub-tasks; `short`/`long`: those of that input "
+                                         "size (instruction plus dependencies' results)")
     model: str
     pulls: int
     mean_reward: float | None
@@ -47,6 +49,7 @@ class FeedbackIn(BaseModel):
 class OutcomeOut(BaseModel):
     subtask_id: str
     kind: str
+    size: str | None
     model: str
     success: float
     reward: float
@@ -79,6 +82,7 @@ async def post_feedback(run: RunFromPath, body: FeedbackIn, db: DbSession) -> li
     outcomes = await router_store.apply_feedback(
         db, run=run, subtask_id=body.subtask_id, score=body.score, comment=body.comment,
         weights=RewardWeights(weights.alpha, weights.beta, weights.gamma) if weights else RewardWeights())
-    return [{"subtask_id": o.subtask_id, "kind": o.kind, "model": o.model, "success": o.success,
+    return [{"subtask_id": o.subtask_id, "kind": kind_of(o.kind), "size": size_of(o.kind), "model": o.model,
+             "success": o.success,
              "reward": o.reward, "cost_cents": o.cost_cents, "latency_s": o.latency_s, "feedback": o.feedback}
             for o in outcomes]

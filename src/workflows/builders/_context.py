@@ -32,12 +32,13 @@ class RouterMemory(Protocol):
     """What a planner's router learned for this user's workflow, and where its outcomes go (the run engine
     keeps it in the database)."""
 
-    def stats(self, kind: str) -> Mapping[str, Any]:
-        """ArmStats by model for sub-tasks of `kind`."""
+    def stats(self, context: str) -> Mapping[str, Any]:
+        """ArmStats by model for sub-tasks of `context`: a kind and input size (`code/long`, see
+        `autobots.router.arms_for`)."""
         ...
 
     async def record(self, outcome: Mapping[str, Any]) -> None:
-        """Keep one sub-task's outcome ({subtask_id, kind, model, success, cost_cents, latency_s, reward}) and
+        """Keep one sub-task's outcome ({subtask_id, kind, context, model, success, cost_cents, latency_s, reward}) and
         learn from it (once per sub-task of a run, however often it is recorded)."""
         ...
 

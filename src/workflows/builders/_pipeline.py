@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,6 +57,11 @@ class StepFailed(AutobotsError):
         self.cause = cause
 
 
+# Picks a ready step's model from the step and its inputs' outputs (by step id); returns it with the events
+# that record the decision.
+StepRouter = Callable[[PipelineStep, Mapping[str, str]], tuple[str, list[WorkflowEvent]]]
+
+
 @dataclass
 class _StepRun:
     """What one step produced: its record (the `step.completed` data) and its agent's messages."""
@@ -70,12 +75,15 @@ class PipelineWorkflow:
 
     resumable = True
 
-    def __init__(self, ctx: BuildContext) -> None:
+    def __init__(self, ctx: BuildContext, route_step: StepRouter | None = None) -> None:
+        """`route_step`, when given, picks each step's model as the step becomes ready (the planner's router),
+        from the step and its inputs' outputs, in place of the model the spec names."""
         assert ctx.spec.pipeline is not None
         self.ctx = ctx
         self.pipeline = ctx.spec.pipeline
         self.model_by_step = {step.id: step_model(ctx.spec, index, ctx.modules)
                               for index, step in enumerate(self.pipeline.steps)}
+        self.route_step = route_step
         self._done: dict[str, dict[str, Any]] = {}
 
     @property
@@ -100,6 +108,12 @@ class PipelineWorkflow:
             while pending or running:
                 for step in [s for s in pending if self._ready(s)][:max(0, limit - len(running))]:
                     pending.remove(step)
+                    if self.route_step is not None:
+                        inputs = {source: str(self._done[source]["output"]) for source in step.inputs
+                                  if source != TASK_INPUT}
+                        self.model_by_step[step.id], routing_events = self.route_step(step, inputs)
+                        for event in routing_events:
+                            yield event
                     yield WorkflowEvent("step.started", {"id": step.id, "model": self.model_by_step[step.id],
                                                      "inputs": list(step.inputs)})
                     running[asyncio.create_task(self._run_step(step, task_text, token))] = step

@@ -3,9 +3,11 @@ from the pool, the pipeline executor runs the plan, a verifier scores each resul
 
 The plan is asked for as JSON; an invalid one (not the schema, duplicate ids, unknown kinds or dependencies,
 cycles, too many sub-tasks) is answered with its errors and asked again up to `max_replans`, then the run fails
-with `invalid_plan`. The accepted plan and every routing decision are run events committed with the checkpoint,
-so a resumed run keeps its plan and routes, and its pipeline runs only the steps without an output. Outcomes go
-to the run's router memory (the database), once per sub-task.
+with `invalid_plan`. Each sub-task is routed as it becomes ready, from its kind and input size (its instruction
+and its dependencies' results; `autobots.router.SubtaskFeatures`). The accepted plan is a run event committed with
+the checkpoint, and each route is checkpointed with its sub-task's step, so a resumed run keeps its plan and the
+routes of finished sub-tasks, and its pipeline runs only the steps without an output. Outcomes go to the run's
+router memory (the database), once per sub-task.
 """
 
 from __future__ import annotations
@@ -20,11 +22,18 @@ import jsonschema
 from autobots import models
 from autobots.errors import AutobotsError
 from autobots.models.schemas import Persona
-from autobots.router import ArmStats, Candidate, RewardWeights, choose, reward
+from autobots.router import ArmStats, Candidate, RewardWeights, SubtaskFeatures, choose, reward
 from autobots.workflows.builders._context import BuildContext
 from autobots.workflows.builders._pipeline import PipelineWorkflow
 from autobots.workflows.builders._result import NOT_JSON, WorkflowEvent, WorkflowResult, json_in_reply
-from autobots.workflows.schemas import AGENT_NAME_PATTERN, ModuleSpec, PipelineSpec, PipelineStep, WorkflowSpec
+from autobots.workflows.schemas import (
+    AGENT_NAME_PATTERN,
+    ModuleSpec,
+    PipelineSpec,
+    PipelineStep,
+    RouterSpec,
+    WorkflowSpec,
+)
 from autogen_agentchat.agents import AssistantAgent
 from autogen_agentchat.messages import BaseAgentEvent, BaseChatMessage
 from autogen_core import CancellationToken
@@ -97,6 +106,8 @@ class PlannerWorkflow:
         self.router = ctx.spec.router
         self.plan: list[dict[str, Any]] | None = None
         self.routes: dict[str, str] = {}
+        self.contexts: dict[str, str] = {}  # the statistics key each sub-task was routed by (`code/long`)
+        self._rng = random.Random()
         self.verified: dict[str, dict[str, Any]] = {}
         self._pipeline: PipelineWorkflow | None = None
         self._pipeline_state: Mapping[str, Any] | None = None
@@ -107,14 +118,15 @@ class PlannerWorkflow:
     def resume_from(self, state: Mapping[str, Any], earlier: list[BaseAgentEvent | BaseChatMessage]) -> None:
         self.plan = state.get("plan")
         self.routes = dict(state.get("routes", {}))
+        self.contexts = dict(state.get("contexts", {}))
         self.model_by_source.update(self.routes)
         self.verified = dict(state.get("verified", {}))
         self._pipeline_state = state.get("pipeline")
 
     async def checkpoint(self) -> Mapping[str, Any] | None:
         pipeline = await self._pipeline.checkpoint() if self._pipeline is not None else self._pipeline_state
-        return {"plan": self.plan, "routes": dict(self.routes), "verified": dict(self.verified),
-                "pipeline": pipeline}
+        return {"plan": self.plan, "routes": dict(self.routes), "contexts": dict(self.contexts),
+                "verified": dict(self.verified), "pipeline": pipeline}
 
     async def run_stream(self, task: Sequence[BaseChatMessage], token: CancellationToken) -> AsyncIterator[StreamItem]:
         task_text = task[-1].to_text() if task else ""
@@ -122,9 +134,7 @@ class PlannerWorkflow:
             async for item in self._make_plan(task_text, token):
                 yield item
         assert self.plan is not None
-        for item in self._route():
-            yield item
-        self._pipeline = PipelineWorkflow(self.ctx.with_spec(self._as_pipeline()))
+        self._pipeline = PipelineWorkflow(self.ctx.with_spec(self._as_pipeline()), route_step=self._route)
         if self._pipeline_state is not None:
             self._pipeline.resume_from(self._pipeline_state, [])
         result: WorkflowResult | None = None
@@ -172,26 +182,29 @@ class PlannerWorkflow:
 
     # -- routing ----------------------------------------------------------------------------------------------
 
-    def _route(self) -> list[WorkflowEvent]:
+    def _route(self, step: PipelineStep, inputs: Mapping[str, str]) -> tuple[str, list[WorkflowEvent]]:
+        """The model of a ready step: the planner's for the answer step, the route already taken for a sub-task
+        routed before (a resumed run), else the router's choice from the sub-task's kind and input size."""
         assert self.plan is not None
+        if step.id == JOIN_STEP:
+            return self.planner.model, []
+        if step.id in self.routes:
+            return self.routes[step.id], []
+        subtask = next(s for s in self.plan if s["id"] == step.id)
         router = self.router
-        policy = router.policy if router else "thompson"
-        rng = random.Random()
-        events = []
-        for subtask in self.plan:
-            if subtask["id"] in self.routes:
-                continue
-            stats = self.ctx.router_memory.stats(subtask["kind"]) if self.ctx.router_memory else {}
-            choice = choose(policy, self._candidates(), {m: s for m, s in stats.items() if isinstance(s, ArmStats)},
-                            rng=rng, explore=router.explore if router else 0.05, weights=self._weights())
-            self.routes[subtask["id"]] = choice.model
-            self.model_by_source[subtask["id"]] = choice.model
-            events.append(WorkflowEvent("router.choice", {
-                "subtask": subtask["id"], "kind": subtask["kind"], "policy": choice.policy, "pick": choice.model,
-                "explored": choice.explored, "estimates": choice.estimates}))
-        if events:
-            events[-1].durable = True
-        return events
+        features = SubtaskFeatures(kind=subtask["kind"], instruction_chars=len(subtask["instruction"]),
+                                   dependencies=len(inputs), dependency_chars=sum(map(len, inputs.values())))
+        context = features.context(router.long_input_chars if router else RouterSpec().long_input_chars)
+        stats = self.ctx.router_memory.stats(context) if self.ctx.router_memory else {}
+        choice = choose(router.policy if router else "thompson", self._candidates(),
+                        {m: s for m, s in stats.items() if isinstance(s, ArmStats)}, rng=self._rng,
+                        explore=router.explore if router else 0.05, weights=self._weights())
+        self.routes[step.id] = self.model_by_source[step.id] = choice.model
+        self.contexts[step.id] = context
+        return choice.model, [WorkflowEvent("router.choice", {
+            "subtask": step.id, "kind": subtask["kind"], "context": context, "features": features.as_dict(),
+            "policy": choice.policy, "pick": choice.model, "explored": choice.explored,
+            "estimates": choice.estimates})]
 
     def _candidates(self) -> list[Candidate]:
         """The pool, each with its expected cost per call and, as the prior `best` goes by, a quality that is its
@@ -212,12 +225,13 @@ class PlannerWorkflow:
         assert self.plan is not None
         modules = {f"subtask_{s['id']}": ModuleSpec(
             system_message=f"You are a worker for {s['kind']} sub-tasks. Do this sub-task well and answer with its "
-                           f"result only: {s['instruction']}", model=self.routes[s["id"]]) for s in self.plan}
+                           f"result only: {s['instruction']}") for s in self.plan}
         modules["planner_answer"] = ModuleSpec(
             system_message="You write the final answer to the task from the results of its sub-tasks.",
             model=self.planner.model)
+        # A sub-task's model is the router's, picked as the step becomes ready (`_route`); the pool's first until then.
         steps = [PipelineStep(id=s["id"], module=f"subtask_{s['id']}", inputs=s["depends_on"] or ["task"],
-                              model=self.routes[s["id"]]) for s in self.plan]
+                              model=self.routes.get(s["id"], self.workers.pool[0])) for s in self.plan]
         used = {d for s in self.plan for d in s["depends_on"]}
         sinks = [s["id"] for s in self.plan if s["id"] not in used]
         steps.append(PipelineStep(id=JOIN_STEP, module="planner_answer", inputs=sinks, model=self.planner.model))
@@ -239,7 +253,8 @@ class PlannerWorkflow:
         success = _score(message.to_text())
         cost_cents = 100 * float(step.get("cost", 0.0))
         latency_s = float(step.get("seconds", 0.0))
-        outcome = {"subtask_id": subtask["id"], "kind": subtask["kind"], "model": self.routes[subtask["id"]],
+        outcome = {"subtask_id": subtask["id"], "kind": subtask["kind"],
+                   "context": self.contexts.get(subtask["id"], subtask["kind"]), "model": self.routes[subtask["id"]],
                    "success": success, "cost_cents": cost_cents, "latency_s": latency_s,
                    "reward": reward(success, cost_cents, latency_s, self._weights())}
         if self.ctx.router_memory is not None:
