@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import builtins
 from collections.abc import AsyncIterator, Sequence
 from types import TracebackType
 from typing import Any, Literal, TypeVar
@@ -17,10 +18,8 @@ from autobots.client._base import (
     RetryPolicy,
     SSEDecoder,
     StreamState,
-    decode_json,
 )
 from autobots.client._calls import Order
-from autobots.client.errors import error_for
 from autobots.client.models import GalleryItem, Message, Page, PostedMessage, Run, RunEvent, Session, Workflow
 
 T = TypeVar("T")
@@ -102,7 +101,8 @@ class AsyncClient:
 
     async def _stream_events(self, run_id: str, starting_after: int) -> AsyncIterator[RunEvent]:
         state = StreamState(self._core.retry, starting_after)
-        url = self._core.url(calls.run_events_path(run_id))
+        path = calls.run_events_path(run_id)
+        url = self._core.url(path)
         while True:
             retry_after: str | None = None
             try:
@@ -111,8 +111,7 @@ class AsyncClient:
                     if response.status_code >= 400:
                         await response.aread()
                         if response.status_code not in (429, 503):
-                            raise error_for(response.status_code, decode_json(response),
-                                            request_id=response.headers.get("x-request-id"))
+                            raise self._core.api_error(response, "GET", path)
                         retry_after = response.headers.get("retry-after")
                         reason = f"HTTP {response.status_code}"
                     else:
@@ -133,8 +132,8 @@ class _Resource:
 
 
 class Workflows(_Resource):
-    async def create(self, spec: dict[str, Any], *, idempotency_key: str | None = None) -> Workflow:
-        """Store a workflow spec."""
+    async def create(self, spec: dict[str, Any] | str, *, idempotency_key: str | None = None) -> Workflow:
+        """Store a workflow spec: a mapping is sent as JSON, a string as YAML (`application/yaml`)."""
         return await self._client._execute(calls.create_workflow(spec, idempotency_key))
 
     async def get(self, workflow_id: str) -> Workflow:
@@ -189,6 +188,11 @@ class Messages(_Resource):
 
 
 class Runs(_Resource):
+    async def list(self, session_id: str, *, limit: int | None = None, order: Order | None = None,
+             after: str | None = None, before: str | None = None) -> Page[Run]:
+        """One page of a session's runs."""
+        return await self._client._execute(calls.list_runs(session_id, limit, order, after, before))
+
     async def get(self, run_id: str) -> Run:
         """One run."""
         return await self._client._execute(calls.get_run(run_id))
@@ -197,7 +201,7 @@ class Runs(_Resource):
         """Ask a run to stop (idempotent)."""
         return await self._client._execute(calls.cancel_run(run_id))
 
-    async def events(self, run_id: str, *, starting_after: int = 0) -> list[RunEvent]:
+    async def events(self, run_id: str, *, starting_after: int = 0) -> builtins.list[RunEvent]:
         """The run's events so far, as a list."""
         return await self._client._execute(calls.list_run_events(run_id, starting_after))
 
@@ -216,6 +220,10 @@ class Gallery(_Resource):
     async def get(self, item_id: str) -> GalleryItem:
         """One gallery item."""
         return await self._client._execute(calls.get_gallery_item(item_id))
+
+    async def delete(self, item_id: str) -> None:
+        """Take an item out of the gallery (its publisher only)."""
+        await self._client._execute(calls.delete_gallery_item(item_id))
 
     async def publish(self, session_id: str, tags: Sequence[str] = (), *,
                 idempotency_key: str | None = None) -> GalleryItem:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 import httpx
-from autobots.client.errors import APIConnectionError, error_for
+from autobots.client.errors import APIConnectionError, AutobotsAPIError, error_for
 from autobots.client.models import RunEvent
 
 T = TypeVar("T")
@@ -33,6 +33,8 @@ class Call(Generic[T]):
         path: The path under the base URL, ids already quoted.
         parse: Turns the decoded JSON body (None for 204) into the result.
         json: The JSON body.
+        content: A body sent as it is, instead of `json`.
+        content_type: The `Content-Type` of `content`.
         params: Query parameters; None values are dropped.
         creates: A POST that creates something: it carries an `Idempotency-Key`, the same on every retry.
         idempotent: Safe to repeat after a connection failure (defaults from the method and `creates`).
@@ -44,6 +46,8 @@ class Call(Generic[T]):
     path: str
     parse: Callable[[Any], T]
     json: Any = None
+    content: bytes | None = None
+    content_type: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
     creates: bool = False
     idempotent: bool | None = None
@@ -139,9 +143,13 @@ class ClientCore:
         headers = dict(self.headers)
         if idempotency_key:
             headers["Idempotency-Key"] = idempotency_key
+        if call.content_type:
+            headers["Content-Type"] = call.content_type
         kwargs: dict[str, Any] = {"headers": headers, "params": {k: v for k, v in call.params.items() if v is not None},
                                   "timeout": self.timeout(call.timeout_s)}
-        if call.json is not None:
+        if call.content is not None:
+            kwargs["content"] = call.content
+        elif call.json is not None:
             kwargs["json"] = call.json
         return kwargs
 
@@ -173,10 +181,14 @@ class ClientCore:
 
     def result(self, call: Call[T], response: httpx.Response) -> T:
         """The parsed answer, or the typed error for an error status."""
-        body = decode_json(response)
         if response.status_code >= 400:
-            raise error_for(response.status_code, body, request_id=response.headers.get("x-request-id"))
-        return call.parse(body)
+            raise self.api_error(response, call.method, call.path)
+        return call.parse(decode_json(response))
+
+    def api_error(self, response: httpx.Response, method: str, path: str) -> AutobotsAPIError:
+        """The typed error for an error `response` (its body already read) to `method path`."""
+        return error_for(response.status_code, decode_json(response), request_id=response.headers.get("x-request-id"),
+                         method=method, path=path)
 
     def connection_error(self, call: Call[Any], error: httpx.TransportError) -> APIConnectionError:
         return APIConnectionError(f"{call.method} {self.url(call.path)} failed: {error!r}")

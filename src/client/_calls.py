@@ -10,6 +10,7 @@ from autobots.client.models import GalleryItem, Message, Page, PostedMessage, Ru
 from pydantic import TypeAdapter
 
 API = "/api/v1"
+YAML = "application/yaml"
 Order = Literal["asc", "desc"]
 _EVENTS = TypeAdapter(list[RunEvent])
 
@@ -23,7 +24,11 @@ def _page(limit: int | None, order: Order | None, after: str | None, before: str
     return {"limit": limit, "order": order, "after": after, "before": before}
 
 
-def create_workflow(spec: dict[str, Any], idempotency_key: str | None) -> Call[Workflow]:
+def create_workflow(spec: dict[str, Any] | str, idempotency_key: str | None) -> Call[Workflow]:
+    """A mapping goes as JSON, a string as YAML."""
+    if isinstance(spec, str):
+        return Call("POST", f"{API}/workflows", Workflow.model_validate, content=spec.encode(), content_type=YAML,
+                    creates=True, idempotency_key=idempotency_key)
     return Call("POST", f"{API}/workflows", Workflow.model_validate, json=spec, creates=True,
                 idempotency_key=idempotency_key)
 
@@ -75,6 +80,12 @@ def get_run(run_id: str) -> Call[Run]:
     return Call("GET", f"{API}/runs/{_id(run_id)}", Run.model_validate)
 
 
+def list_runs(session_id: str, limit: int | None, order: Order | None, after: str | None,
+              before: str | None) -> Call[Page[Run]]:
+    return Call("GET", f"{API}/sessions/{_id(session_id)}/runs", Page[Run].model_validate,
+                params=_page(limit, order, after, before))
+
+
 def cancel_run(run_id: str) -> Call[Run]:
     return Call("POST", f"{API}/runs/{_id(run_id)}/cancel", Run.model_validate, idempotent=True)
 
@@ -96,6 +107,14 @@ def list_gallery(tag: str | None, limit: int | None, order: Order | None, after:
 
 def get_gallery_item(item_id: str) -> Call[GalleryItem]:
     return Call("GET", f"{API}/gallery/{_id(item_id)}", GalleryItem.model_validate)
+
+
+def delete_gallery_item(item_id: str) -> Call[None]:
+    return Call("DELETE", f"{API}/gallery/{_id(item_id)}", _nothing)
+
+
+def _nothing(body: Any) -> None:
+    return None
 
 
 def publish(session_id: str, tags: list[str], idempotency_key: str | None) -> Call[GalleryItem]:

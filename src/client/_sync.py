@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import time
 from collections.abc import Iterator, Sequence
 from types import TracebackType
@@ -17,11 +18,9 @@ from autobots.client._base import (
     RetryPolicy,
     SSEDecoder,
     StreamState,
-    decode_json,
     run_events_of,
 )
 from autobots.client._calls import Order
-from autobots.client.errors import error_for
 from autobots.client.models import GalleryItem, Message, Page, PostedMessage, Run, RunEvent, Session, Workflow
 
 T = TypeVar("T")
@@ -95,7 +94,8 @@ class Client:
 
     def _stream_events(self, run_id: str, starting_after: int) -> Iterator[RunEvent]:
         state = StreamState(self._core.retry, starting_after)
-        url = self._core.url(calls.run_events_path(run_id))
+        path = calls.run_events_path(run_id)
+        url = self._core.url(path)
         while True:
             retry_after: str | None = None
             try:
@@ -104,8 +104,7 @@ class Client:
                     if response.status_code >= 400:
                         response.read()
                         if response.status_code not in (429, 503):
-                            raise error_for(response.status_code, decode_json(response),
-                                            request_id=response.headers.get("x-request-id"))
+                            raise self._core.api_error(response, "GET", path)
                         retry_after = response.headers.get("retry-after")
                         reason = f"HTTP {response.status_code}"
                     else:
@@ -126,8 +125,8 @@ class _Resource:
 
 
 class Workflows(_Resource):
-    def create(self, spec: dict[str, Any], *, idempotency_key: str | None = None) -> Workflow:
-        """Store a workflow spec."""
+    def create(self, spec: dict[str, Any] | str, *, idempotency_key: str | None = None) -> Workflow:
+        """Store a workflow spec: a mapping is sent as JSON, a string as YAML (`application/yaml`)."""
         return self._client._execute(calls.create_workflow(spec, idempotency_key))
 
     def get(self, workflow_id: str) -> Workflow:
@@ -181,6 +180,11 @@ class Messages(_Resource):
 
 
 class Runs(_Resource):
+    def list(self, session_id: str, *, limit: int | None = None, order: Order | None = None,
+             after: str | None = None, before: str | None = None) -> Page[Run]:
+        """One page of a session's runs."""
+        return self._client._execute(calls.list_runs(session_id, limit, order, after, before))
+
     def get(self, run_id: str) -> Run:
         """One run."""
         return self._client._execute(calls.get_run(run_id))
@@ -189,7 +193,7 @@ class Runs(_Resource):
         """Ask a run to stop (idempotent)."""
         return self._client._execute(calls.cancel_run(run_id))
 
-    def events(self, run_id: str, *, starting_after: int = 0) -> list[RunEvent]:
+    def events(self, run_id: str, *, starting_after: int = 0) -> builtins.list[RunEvent]:
         """The run's events so far, as a list."""
         return self._client._execute(calls.list_run_events(run_id, starting_after))
 
@@ -208,6 +212,10 @@ class Gallery(_Resource):
     def get(self, item_id: str) -> GalleryItem:
         """One gallery item."""
         return self._client._execute(calls.get_gallery_item(item_id))
+
+    def delete(self, item_id: str) -> None:
+        """Take an item out of the gallery (its publisher only)."""
+        self._client._execute(calls.delete_gallery_item(item_id))
 
     def publish(self, session_id: str, tags: Sequence[str] = (), *,
                 idempotency_key: str | None = None) -> GalleryItem:

@@ -20,19 +20,25 @@ class AutobotsAPIError(AutobotsClientError):
         status_code: The HTTP status.
         body: The decoded response body (the error envelope, or whatever the server sent).
         request_id: The `x-request-id` response header, when present.
+        method: The method of the request that failed, when known.
+        path: The path of the request that failed, when known.
     """
 
-    def __init__(self, status_code: int, body: Any, *, request_id: str | None = None) -> None:
+    def __init__(self, status_code: int, body: Any, *, request_id: str | None = None, method: str | None = None,
+                 path: str | None = None) -> None:
         error = body.get("error") if isinstance(body, dict) else None
         error = error if isinstance(error, dict) else {}
         self.status_code = status_code
         self.body = body
         self.request_id = request_id
+        self.method = method
+        self.path = path
         self.type: str = str(error.get("type") or "api_error")
         self.message: str = str(error.get("message") or f"HTTP {status_code}")
         self.param: str | None = error.get("param")
         self.code: str | None = error.get("code")
-        super().__init__(f"{status_code} {self.type}: {self.message}")
+        request = f"{method} {path} -> " if method and path else ""
+        super().__init__(f"{request}{status_code} {self.type}: {self.message}")
 
 
 class InvalidRequestError(AutobotsAPIError):
@@ -69,7 +75,8 @@ _BY_STATUS: dict[int, type[AutobotsAPIError]] = {
 }
 
 
-def error_for(status_code: int, body: Any, *, request_id: str | None = None) -> AutobotsAPIError:
-    """The exception for an error response."""
+def error_for(status_code: int, body: Any, *, request_id: str | None = None, method: str | None = None,
+              path: str | None = None) -> AutobotsAPIError:
+    """The exception for an error response to `method path`."""
     cls = _BY_STATUS.get(status_code) or (ServerError if status_code >= 500 else AutobotsAPIError)
-    return cls(status_code, body, request_id=request_id)
+    return cls(status_code, body, request_id=request_id, method=method, path=path)

@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 from autobots.client import (
     AsyncClient,
     AuthenticationError,
@@ -62,12 +63,21 @@ class TestSessionsAndMessages:
         session = client.sessions.create(workflow_id=workflow.id)
         assert session.workflow_id == workflow.id
 
+    def test_a_workflow_sent_as_yaml(self, client):
+        workflow = client.workflows.create(yaml.safe_dump(autonomous_spec(name="yaml-coder")))
+        assert workflow.id.startswith("wf_") and workflow.name == "yaml-coder" and workflow.type == "autonomous"
+        assert client.workflows.get(workflow.id).spec["receiver"] == "coder"
+
     def test_publish_and_list_the_gallery(self, client):
         session = client.sessions.create(workflow=autonomous_spec(), name="client-gallery")
         client.messages.send(session.id, "What is 6*7?", wait=True)
         item = client.gallery.publish(session.id, ["client-tag"])
         assert isinstance(item, GalleryItem) and item.tags == ["client-tag"] and len(item.messages) == 2
         assert [i.id for i in client.gallery.list(tag="client-tag").data] == [item.id]
+        client.gallery.delete(item.id)
+        with pytest.raises(NotFoundError):
+            client.gallery.get(item.id)
+        assert client.gallery.list(tag="client-tag").data == []
 
 
 class TestRunStream:
@@ -98,6 +108,18 @@ class TestRunStream:
         every = client.runs.events(run.id)
         assert [e.seq for e in client.runs.stream(run.id, starting_after=3)] == [e.seq for e in every[3:]]
 
+    def test_a_sessions_runs_page_by_page(self, client):
+        session = client.sessions.create(workflow=autonomous_spec())
+        first = client.messages.send(session.id, "What is 6*7?", wait=True).run
+        second = client.messages.send(session.id, "What is 12*(3+4)?", wait=True).run
+        runs = client.runs.list(session.id, order="asc")
+        assert [r.id for r in runs.data] == [first.id, second.id] and not runs.has_more
+        assert all(r.status == "completed" and r.session_id == session.id for r in runs.data)
+        newest = client.runs.list(session.id, limit=1, order="desc")
+        assert [r.id for r in newest.data] == [second.id] and newest.has_more
+        assert [r.id for r in client.runs.list(session.id, limit=1, order="desc", after=newest.last_id).data] \
+            == [first.id]
+
     def test_cancel_returns_the_run(self, client):
         session = client.sessions.create(workflow=autonomous_spec())
         run = client.messages.send(session.id, "What is 6*7?", wait=True).run
@@ -114,10 +136,13 @@ class TestErrors:
                                         "code": error.code}}
         assert error.type == "not_found_error" and error.code == "run_not_found"
         assert error.request_id
+        assert error.method == "GET" and error.path == "/api/v1/runs/run_doesnotexist"
+        assert str(error) == f"GET /api/v1/runs/run_doesnotexist -> 404 not_found_error: {error.message}"
 
     def test_streaming_an_unknown_run_is_not_found(self, client):
-        with pytest.raises(NotFoundError):
+        with pytest.raises(NotFoundError) as caught:
             next(client.runs.stream("run_doesnotexist"))
+        assert caught.value.path == "/api/v1/runs/run_doesnotexist/events"
 
     def test_invalid_spec_is_an_invalid_request(self, client):
         with pytest.raises(InvalidRequestError) as caught:
@@ -141,6 +166,11 @@ async def test_async_client(base_url: str):
         assert posted.reply is not None and "84" in posted.reply.content
         events = [event async for event in client.runs.stream(posted.run.id)]
         assert_whole_run(events)
+        assert [r.id for r in (await client.runs.list(session.id)).data] == [posted.run.id]
+        item = await client.gallery.publish(session.id, ["async-client"])
+        await client.gallery.delete(item.id)
+        with pytest.raises(NotFoundError):
+            await client.gallery.get(item.id)
         with pytest.raises(NotFoundError):
             await client.sessions.get("ses_doesnotexist")
 

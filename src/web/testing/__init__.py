@@ -1,1 +1,1 @@
-"""Runnable client scripts (httpx) that drive a running autobots server; see each module's docstring."""
+"""Runnable client scripts (on `autobots.client`) that drive a running autobots server; see each module's docstring."""

@@ -1,6 +1,6 @@
-"""Shared pieces of the client scripts: arguments, the model section, requests, SSE parsing, printing.
+"""Shared pieces of the client scripts: arguments, the model section, the steps every demo takes, printing.
 
-The scripts talk to a running server over plain HTTP with httpx, exactly as any client would.
+The scripts talk to a running server with `autobots.client.Client`, as any Python caller would.
 """
 
 from __future__ import annotations
@@ -9,47 +9,13 @@ import argparse
 import json
 import os
 import sys
-import uuid
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from typing import Any
 
-import httpx
+from autobots.client import AutobotsClientError, Client, Message, RunEvent, Session, Workflow
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8081"
-API = "/api/v1"
-SSE = "text/event-stream"
-
-
-class ApiError(Exception):
-    """A response with an unexpected status; the message carries the server's error body."""
-
-    def __init__(self, response: httpx.Response, expected: int) -> None:
-        super().__init__(f"{response.request.method} {response.request.url.path} -> {response.status_code} "
-                         f"(expected {expected}): {response.text[:2000]}")
-        self.response = response
-
-
-@dataclass(frozen=True)
-class SseEvent:
-    """One Server-Sent Event of a run stream: `id` is the run event's sequence number."""
-
-    id: int | None
-    event: str
-    data: dict[str, Any]
-
-    @property
-    def seq(self) -> int:
-        return int(self.data.get("seq", self.id or 0))
-
-    @property
-    def type(self) -> str:
-        return str(self.data.get("type", self.event))
-
-    @property
-    def payload(self) -> dict[str, Any]:
-        inner = self.data.get("data")
-        return inner if isinstance(inner, dict) else {}
+FINAL_EVENTS = frozenset({"run.completed", "run.incomplete", "run.failed", "run.cancelled"})
 
 
 def build_parser(description: str, default_message: str) -> argparse.ArgumentParser:
@@ -91,147 +57,93 @@ def model_entry(args: argparse.Namespace, **extra: Any) -> dict[str, Any]:
     return entry
 
 
-def connect(args: argparse.Namespace) -> httpx.Client:
-    headers = {"Authorization": f"Bearer {args.api_key}"} if args.api_key else {}
-    return httpx.Client(base_url=args.base_url.rstrip("/"), headers=headers, timeout=args.timeout)
+def connect(args: argparse.Namespace) -> Client:
+    return Client(args.base_url, api_key=args.api_key, timeout_s=args.timeout)
 
 
-def expect(response: httpx.Response, status: int) -> Any:
-    """The decoded JSON body, or ApiError when the status is not `status`."""
-    if response.status_code != status:
-        raise ApiError(response, status)
-    return response.json() if response.content else None
+def create_workflow(client: Client, spec: dict[str, Any]) -> Workflow:
+    workflow = client.workflows.create(spec)
+    print(f"workflow {workflow.id} ({workflow.type}: {workflow.name})")
+    return workflow
 
 
-def new_idempotency_key() -> dict[str, str]:
-    return {"Idempotency-Key": uuid.uuid4().hex}
+def create_session(client: Client, *, name: str, workflow_id: str) -> Session:
+    session = client.sessions.create(name=name, workflow_id=workflow_id)
+    print(f"session {session.id} ({name})")
+    return session
 
 
-def create_workflow(client: httpx.Client, spec: dict[str, Any]) -> dict[str, Any]:
-    workflow = expect(client.post(f"{API}/workflows", json=spec, headers=new_idempotency_key()), 201)
-    print(f"workflow {workflow['id']} ({workflow['type']}: {workflow['name']})")
-    return workflow  # type: ignore[no-any-return]
-
-
-def create_session(client: httpx.Client, *, name: str, workflow_id: str) -> dict[str, Any]:
-    body = {"name": name, "workflow_id": workflow_id}
-    session = expect(client.post(f"{API}/sessions", json=body, headers=new_idempotency_key()), 201)
-    print(f"session {session['id']} ({name})")
-    return session  # type: ignore[no-any-return]
-
-
-def iter_sse(lines: Iterator[str]) -> Iterator[SseEvent]:
-    """Parse an event stream: `id:`, `event:`, `data:` fields, a blank line ends an event; skip comments."""
-    event_id: int | None = None
-    event_type = "message"
-    data: list[str] = []
-    for line in lines:
-        if not line:
-            if data:
-                yield SseEvent(id=event_id, event=event_type, data=json.loads("\n".join(data)))
-            event_id, event_type, data = None, "message", []
-            continue
-        if line.startswith(":"):
-            continue
-        field, _, value = line.partition(":")
-        value = value[1:] if value.startswith(" ") else value
-        if field == "id":
-            event_id = int(value) if value.isdigit() else None
-        elif field == "event":
-            event_type = value
-        elif field == "data":
-            data.append(value)
-    if data:
-        yield SseEvent(id=event_id, event=event_type, data=json.loads("\n".join(data)))
-
-
-def print_event(event: SseEvent) -> None:
+def print_event(event: RunEvent) -> None:
     """One line (or block) per event: who said what, which code ran with which exit code."""
-    data = event.payload
+    data = event.data
     if event.type == "message":
         print(f"[{event.seq}] {data.get('source')}: {data.get('content')}")
     elif event.type == "code.execution":
         print(f"[{event.seq}] code.execution by {data.get('agent')} (exit code {data.get('exit_code')}):")
         print(_indent(str(data.get("code", "")).rstrip()))
         print(_indent("output: " + str(data.get("output", "")).rstrip()))
-    elif event.type in {"run.completed", "run.incomplete", "run.failed", "run.cancelled"}:
+    elif event.type in FINAL_EVENTS:
         detail = data.get("stop_reason") or data.get("error") or ""
         print(f"[{event.seq}] {event.type} usage={data.get('usage')} cost={data.get('cost')} {detail}")
     else:
         print(f"[{event.seq}] {event.type} {json.dumps(data)}")
 
 
-def stream(client: httpx.Client, method: str, url: str, *, headers: dict[str, str] | None = None,
-           json_body: Any = None, expected: int = 200) -> list[SseEvent]:
-    """Send a request with Accept: text/event-stream, print every event as it arrives, return them all."""
-    events: list[SseEvent] = []
-    with client.stream(method, url, json=json_body, headers={"Accept": SSE, **(headers or {})}) as response:
-        if response.status_code != expected:
-            response.read()
-            raise ApiError(response, expected)
-        run_id = response.headers.get("x-run-id")
-        if run_id:
-            print(f"run {run_id} (streaming)")
-        for event in iter_sse(response.iter_lines()):
-            print_event(event)
-            events.append(event)
-            if event.type == "done":
-                break
+def follow(client: Client, run_id: str, *, starting_after: int = 0) -> list[RunEvent]:
+    """Print every event of the run as it arrives, until `done`, and return them all."""
+    events: list[RunEvent] = []
+    for event in client.runs.stream(run_id, starting_after=starting_after):
+        print_event(event)
+        events.append(event)
     return events
 
 
-def send_message(client: httpx.Client, session_id: str, content: str) -> list[SseEvent]:
-    """POST the message and follow the run's event stream until `done`."""
+def send_message(client: Client, session_id: str, content: str) -> list[RunEvent]:
+    """Send the message and follow its run's event stream until `done`."""
     print(f"\n>>> user: {content}")
-    return stream(client, "POST", f"{API}/sessions/{session_id}/messages", json_body={"content": content})
+    run = client.messages.send(session_id, content).run
+    print(f"run {run.id} (streaming)")
+    return follow(client, run.id)
 
 
 def run_demo(args: argparse.Namespace, spec: dict[str, Any], *, name: str) -> bool:
     """Store `spec`, open a session on it, stream one message's run, print the transcript."""
     with connect(args) as client:
         workflow = create_workflow(client, spec)
-        session = create_session(client, name=name, workflow_id=workflow["id"])
-        events = send_message(client, session["id"], args.message)
-        print_transcript(client, session["id"])
+        session = create_session(client, name=name, workflow_id=workflow.id)
+        events = send_message(client, session.id, args.message)
+        print_transcript(client, session.id)
     return completed(events)
 
 
-def completed(events: Sequence[SseEvent]) -> bool:
+def completed(events: Sequence[RunEvent]) -> bool:
     return any(e.type == "run.completed" for e in events) and not any(
         e.type in {"run.failed", "run.cancelled"} for e in events)
 
 
-def print_transcript(client: httpx.Client, session_id: str) -> list[dict[str, Any]]:
+def print_transcript(client: Client, session_id: str) -> list[Message]:
     """Every message of the session, oldest first, with the reply's inner transcript and code runs."""
-    messages: list[dict[str, Any]] = []
-    after: str | None = None
-    while True:
-        params: dict[str, Any] = {"limit": 100, "order": "asc", **({"after": after} if after else {})}
-        page = expect(client.get(f"{API}/sessions/{session_id}/messages", params=params), 200)
-        messages.extend(page["data"])
-        if not page["has_more"]:
-            break
-        after = page["last_id"]
+    messages = list(client.messages.iterate(session_id))
     print(f"\n=== transcript of {session_id} ({len(messages)} messages) ===")
     for message in messages:
-        print(f"{message['role']}: {message['content']}")
-        meta = message.get("metadata") or {}
+        print(f"{message.role}: {message.content}")
+        meta = message.metadata
         for inner in meta.get("messages") or []:
             print(_indent(f"{inner.get('source')}: {inner.get('content')}"))
         for run in meta.get("code_executions") or []:
             print(_indent(f"code (exit code {run.get('exit_code')}): {str(run.get('code', '')).strip()}"))
-        if message["role"] == "assistant":
+        if message.role == "assistant":
             print(_indent(f"usage={meta.get('usage')} cost={meta.get('cost')} stop={meta.get('stop_reason')}"))
     return messages
 
 
 def run_script(body: Callable[[argparse.Namespace], bool], parser: argparse.ArgumentParser,
                argv: Sequence[str] | None) -> int:
-    """Parse, run `body`, and turn its verdict into an exit code; HTTP problems print and give 1."""
+    """Parse, run `body`, and turn its verdict into an exit code; API and connection errors print and give 1."""
     args = parse_args(parser, argv)
     try:
         ok = body(args)
-    except (ApiError, httpx.HTTPError) as exc:
+    except AutobotsClientError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print("\nOK" if ok else "\nFAILED: the run did not complete")

@@ -8,8 +8,8 @@ Start a server (`python -m autobots serve`), then:
 
 Without `--model-base-url` the agents use the offline `scripted` provider (a deterministic stand-in, not a
 language model). `--api-key` (or AUTOBOTS_API_KEY) is needed when the server runs with auth mode `apikey`.
-The script stores the workflow, opens a session, posts the task with `Accept: text/event-stream`, prints
-every event as it streams, then prints the session's transcript. Exit code 0 when the run completed.
+The script stores the workflow, opens a session, posts the task, prints every event of its run as it
+streams, then prints the session's transcript. Exit code 0 when the run completed.
 """
 
 from __future__ import annotations
@@ -80,15 +80,13 @@ def run(args: argparse.Namespace) -> bool:
     model = _client.model_entry(args)
     with _client.connect(args) as client:
         if args.yaml:
-            response = client.post(f"{_client.API}/workflows", content=workflow_yaml(model).encode(),
-                                   headers={"Content-Type": "application/yaml", **_client.new_idempotency_key()})
-            workflow = _client.expect(response, 201)
-            print(f"workflow {workflow['id']} (from YAML; {workflow['type']}: {workflow['name']})")
+            workflow = client.workflows.create(workflow_yaml(model))
+            print(f"workflow {workflow.id} (from YAML; {workflow.type}: {workflow.name})")
         else:
             workflow = _client.create_workflow(client, workflow_spec(model))
-        session = _client.create_session(client, name="autonomous demo", workflow_id=workflow["id"])
-        events = _client.send_message(client, session["id"], args.message)
-        _client.print_transcript(client, session["id"])
+        session = _client.create_session(client, name="autonomous demo", workflow_id=workflow.id)
+        events = _client.send_message(client, session.id, args.message)
+        _client.print_transcript(client, session.id)
     return _client.completed(events)
 
 

@@ -18,56 +18,62 @@ import argparse
 import sys
 import uuid
 from collections.abc import Sequence
+from typing import TypeVar
 
-import httpx
+from autobots.client import NotFoundError
 from autobots.web.testing import _client
 from autobots.web.testing.autonomous import workflow_spec
+from pydantic import BaseModel
 
 DEFAULT_MESSAGE = "What is 12*(3+4)?"
 INLINE_SECRET = "sk-test-inline-secret"
-API = _client.API
+
+Answer = TypeVar("Answer", bound=BaseModel)
 
 
 def run(args: argparse.Namespace) -> bool:
     tags = [args.tag, f"run-{uuid.uuid4().hex[:8]}"]
-    bodies: dict[str, str] = {}
+    answers: dict[str, str] = {}
 
-    def keep(label: str, response: httpx.Response) -> httpx.Response:
-        bodies[label] = response.text
-        return response
+    def keep(label: str, answer: Answer) -> Answer:
+        """Remember the answer as JSON; the client's objects keep every field the server sent."""
+        answers[label] = answer.model_dump_json()
+        return answer
 
     with _client.connect(args) as client:
         spec = workflow_spec(_client.model_entry(args, api_key=INLINE_SECRET))
         spec["name"] = "gallery-demo"
-        workflow = _client.expect(keep("POST /workflows", client.post(f"{API}/workflows", json=spec)), 201)
-        print(f"workflow {workflow['id']} (inline api_key sent)")
-        session = _client.create_session(client, name="gallery demo", workflow_id=workflow["id"])
-        events = _client.send_message(client, session["id"], args.message)
-        keep("GET /workflows/{id}", client.get(f"{API}/workflows/{workflow['id']}"))
-        keep("GET /sessions/{id}/messages", client.get(f"{API}/sessions/{session['id']}/messages"))
+        workflow = keep("POST /workflows", client.workflows.create(spec))
+        print(f"workflow {workflow.id} (inline api_key sent)")
+        session = keep("POST /sessions",
+                       _client.create_session(client, name="gallery demo", workflow_id=workflow.id))
+        events = _client.send_message(client, session.id, args.message)
+        keep("GET /workflows/{id}", client.workflows.get(workflow.id))
+        keep("GET /sessions/{id}/messages", client.messages.list(session.id))
 
-        publish = client.post(f"{API}/sessions/{session['id']}/publish", json={"tags": tags},
-                              headers=_client.new_idempotency_key())
-        item = _client.expect(keep("POST /sessions/{id}/publish", publish), 201)
-        print(f"\npublished {item['id']} tags={item['tags']} by {item['published_by']} "
-              f"({len(item['messages'])} messages)")
+        item = keep("POST /sessions/{id}/publish", client.gallery.publish(session.id, tags))
+        print(f"\npublished {item.id} tags={item.tags} by {item.published_by} ({len(item.messages)} messages)")
 
-        listing = _client.expect(keep("GET /gallery?tag", client.get(f"{API}/gallery", params={"tag": tags[1]})), 200)
-        found = [entry["id"] for entry in listing["data"]]
+        listing = keep("GET /gallery?tag", client.gallery.list(tag=tags[1]))
+        found = [entry.id for entry in listing.data]
         print(f"gallery items tagged {tags[1]!r}: {found}")
-        fetched = _client.expect(keep("GET /gallery/{id}", client.get(f"{API}/gallery/{item['id']}")), 200)
-        print(f"item {fetched['id']}: session {fetched['session'].get('name')!r}, "
-              f"{len(fetched['messages'])} messages, tags {fetched['tags']}")
-        for message in fetched["messages"]:
+        fetched = keep("GET /gallery/{id}", client.gallery.get(item.id))
+        print(f"item {fetched.id}: session {fetched.session.get('name')!r}, "
+              f"{len(fetched.messages)} messages, tags {fetched.tags}")
+        for message in fetched.messages:
             print(f"  {message.get('role')}: {str(message.get('content'))[:80]!r}")
 
-        leaks = [label for label, text in bodies.items() if INLINE_SECRET in text]
+        leaks = [label for label, text in answers.items() if INLINE_SECRET in text]
         print(f"inline api key in a response: {leaks or 'nowhere'}")
 
-        _client.expect(client.delete(f"{API}/gallery/{item['id']}"), 204)
-        gone = client.get(f"{API}/gallery/{item['id']}").status_code
-        print(f"deleted {item['id']}; GET now answers {gone}")
-    return _client.completed(events) and found == [item["id"]] and not leaks and gone == 404
+        client.gallery.delete(item.id)
+        try:
+            client.gallery.get(item.id)
+            gone = 200
+        except NotFoundError as exc:
+            gone = exc.status_code
+        print(f"deleted {item.id}; GET now answers {gone}")
+    return _client.completed(events) and found == [item.id] and not leaks and gone == 404
 
 
 def main(argv: Sequence[str] | None = None) -> int:
