@@ -16,7 +16,8 @@ def _configure_logging(level: str) -> None:
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # AutoGen logs every message and event at INFO: that is what run events are for, and it would put
     # conversation content in the server log.
-    quiet = ("autogen_core", "autogen_agentchat", "autogen_core.events", "httpx", "httpx2", "alembic.runtime.plugins")
+    quiet = ("autogen_core", "autogen_agentchat", "autogen_core.events", "httpx", "httpx2", "alembic.runtime.plugins",
+             "procrastinate")
     for name in quiet:
         logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger().level))
 
@@ -28,7 +29,8 @@ def _serve(args: argparse.Namespace) -> int:
     from autobots.web.app import check_safe
 
     settings = get_settings()
-    updates = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+    updates = {k: v for k, v in (("host", args.host), ("port", args.port), ("run_workers", args.run_workers))
+               if v is not None}
     if updates:
         settings = settings.model_copy(update=updates)
     logging.getLogger("autobots").info("configuration: %s", settings.describe())
@@ -95,9 +97,11 @@ def _image_build(args: argparse.Namespace) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
-    from autobots.runs import run_worker
+    from autobots.runs import run_remote_worker, run_worker
 
-    return run_worker(args.fd)
+    if args.fd is not None:
+        return run_worker(args.fd)
+    return run_remote_worker(get_settings())
 
 
 def _router_simulate(args: argparse.Namespace) -> int:
@@ -106,12 +110,26 @@ def _router_simulate(args: argparse.Namespace) -> int:
     return run_command(seed=args.seed, tasks=args.tasks, plot=args.plot)
 
 
+def _run_workers(value: str) -> int | str:
+    if value == "auto":
+        return value
+    try:
+        count = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError("a count of processes or 'auto'") from None
+    if count < 0:
+        raise argparse.ArgumentTypeError("must not be negative")
+    return count
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="autobots", description="Run multi-agent AutoGen workflows as a service.")
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="apply migrations, then serve the HTTP API")
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
+    serve.add_argument("--run-workers", type=_run_workers, metavar="N|auto",
+                       help="processes executing runs (with run_dispatch 'procrastinate', 0: API only)")
     serve.set_defaults(handler=_serve)
     commands.add_parser("migrate", help="apply database migrations").set_defaults(handler=_migrate)
     users = commands.add_parser("users", help="manage users").add_subparsers(dest="users_command", required=True)
@@ -144,8 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
     from autobots.cli import add_client_commands  # rich loads only when a client command runs
 
     add_client_commands(commands)
-    worker = commands.add_parser("worker", help=argparse.SUPPRESS)  # started by `serve`, never by hand
-    worker.add_argument("--fd", type=int, required=True)
+    worker = commands.add_parser("worker", help="execute runs taken from the database's job queue "
+                                 "(run_dispatch 'procrastinate'; README \"Scaling out\")")
+    worker.add_argument("--fd", type=int, help=argparse.SUPPRESS)  # a worker `serve` started, on its socket
     worker.set_defaults(handler=_worker)
     return parser
 

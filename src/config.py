@@ -101,8 +101,18 @@ class Settings(BaseSettings):
     # A running team's state is saved after its first message, then at most this often (0: after every message);
     # a run resumed after a crash continues from its last save and produces again what came after it.
     checkpoint_interval_s: float = Field(default=0.25, ge=0)
-    # Processes that execute runs, so that runs' CPU never delays the API; 0 runs them on the API's event loop.
+    # Processes that execute runs, so that runs' CPU never delays the API; 0 runs them on the API's event loop
+    # (with run_dispatch `procrastinate`, 0 means this server executes none: `python -m autobots worker` does).
     run_workers: int | Literal["auto"] = "auto"
+    # How runs reach what executes them: `embedded`, this server's own workers; `procrastinate`, a job queue in
+    # the PostgreSQL database that any number of `python -m autobots worker` processes on any host take runs
+    # from (live events and cancels cross hosts by PostgreSQL LISTEN/NOTIFY). README "Scaling out".
+    run_dispatch: Literal["embedded", "procrastinate"] = "embedded"
+    # How often an executor marks its live runs alive, and after how long without a mark another process takes
+    # them for dead and requeues them (they resume from their checkpoint). None: 10 s and 60 s embedded,
+    # 2 s and 8 s with run_dispatch `procrastinate` (a dead worker's runs resume elsewhere within 15 s).
+    run_heartbeat_s: float | None = Field(default=None, gt=0)
+    run_stale_after_s: float | None = Field(default=None, gt=0)
     # Write requests (POST, PUT, PATCH, DELETE) processed at once; more wait their turn, reads never do. 0: no limit.
     max_concurrent_writes: int = Field(default=8, ge=0)
     # Per-user quotas (0: unlimited). Active runs (queued or running) are counted in the database, so the
@@ -136,6 +146,23 @@ class Settings(BaseSettings):
         if isinstance(value, int) and value < 0:
             raise ValueError("run_workers must be 0 (in-process), a positive count or \"auto\"")
         return value
+
+    @model_validator(mode="after")
+    def _dispatch_needs_postgresql(self) -> Settings:
+        if self.run_dispatch == "procrastinate" and not self.database_url.startswith("postgresql"):
+            raise ValueError("run_dispatch 'procrastinate' keeps its job queue in the database: database_url must be "
+                             "a postgresql:// URL")
+        return self
+
+    @property
+    def heartbeat_s(self) -> float:
+        """`run_heartbeat_s`, or its default for the dispatch."""
+        return self.run_heartbeat_s or (2.0 if self.run_dispatch == "procrastinate" else 10.0)
+
+    @property
+    def stale_after_s(self) -> float:
+        """`run_stale_after_s`, or its default for the dispatch (at least two heartbeats)."""
+        return self.run_stale_after_s or (8.0 if self.run_dispatch == "procrastinate" else 60.0)
 
     @model_validator(mode="after")
     def _default_model_is_registered(self) -> Settings:

@@ -30,13 +30,20 @@ The life of a message:
    run is live and the database after.
 
 An executor that dies leaves its runs `running`: `RunManager.recover_orphans` (at start, after a worker is
-replaced, and every `HEARTBEAT_S`) calls `requeue_or_fail` (`_recovery.py`), which puts a run that can resume back
-in the queue (its next claim is attempt + 1), ends one with a pending cancel `cancelled`, and one that cannot
-resume `failed`, error type `interrupted`.
+replaced, and every `Settings.heartbeat_s`) calls `requeue_or_fail` (`_recovery.py`), which puts a run that can
+resume back in the queue (its next claim is attempt + 1), ends one with a pending cancel `cancelled`, and one that
+cannot resume `failed`, error type `interrupted`.
+
+With `run_dispatch = "procrastinate"` (`_dispatch.py`), placement is a job in the PostgreSQL database instead:
+`DispatchedRuns.kick` defers a `drive_session` job, which a `python -m autobots worker` on any host takes
+(`_remote_worker.py`) and hands to its `RunEngine.drive`; the journal's commits NOTIFY the runs they touched, and
+API replicas LISTEN, so their streams and waiters follow runs executing elsewhere; a cancel is a fenced
+`cancelling` write with a NOTIFY that the executing worker LISTENs for.
 """
 
 from autobots.runs._channel import Event, RunChannel
+from autobots.runs._remote_worker import run_remote_worker
 from autobots.runs._worker import run_worker
 from autobots.runs.manager import RunManager, SessionBusy, worker_count
 
-__all__ = ["Event", "RunChannel", "RunManager", "SessionBusy", "run_worker", "worker_count"]
+__all__ = ["Event", "RunChannel", "RunManager", "SessionBusy", "run_remote_worker", "run_worker", "worker_count"]

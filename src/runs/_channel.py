@@ -87,6 +87,11 @@ class ChannelRegistry:
         if event is not None:
             event.set()
 
+    def poke_all(self) -> None:
+        """Wake every waiter (after notifications from other hosts may have been lost)."""
+        for run_id in list(self._changes):
+            self.poke(run_id)
+
     async def wait_for_change(self, run_id: str, limit_s: float) -> None:
         """Until the run's channel opens or the run settles here, or `limit_s` passes."""
         event = self._changes.setdefault(run_id, asyncio.Event())

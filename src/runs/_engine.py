@@ -24,7 +24,7 @@ from autobots.runs._execution import HISTORY_LIMIT, LiveRun, RunExecution, as_mo
 from autobots.runs._fair import FairSlots
 from autobots.runs._journal import RunJournal
 from autobots.runs._recorder import RunRecorder, StaleAttempt
-from autobots.runs._recovery import HEARTBEAT_S, executor_gone, fail_run, requeue_or_fail, settle_idle_run
+from autobots.runs._recovery import executor_gone, fail_run, requeue_or_fail, settle_idle_run
 
 logger = logging.getLogger("autobots.runs")
 
@@ -65,16 +65,17 @@ class RunEngine:
         max_concurrent: Runs executing at once here; more wait for a slot, which goes to the waiting user with the
             fewest runs executing here (users take turns), not to the longest waiting run.
         owner: This executor's identity in the ledger.
+        events_channel: The PostgreSQL channel the journal NOTIFYs of the runs it wrote (see `RunJournal`).
     """
 
     def __init__(self, db: Database, settings: Settings, sandbox: Any, observer: RunObserver, *,
-                 max_concurrent: int, owner: str | None = None) -> None:
+                 max_concurrent: int, owner: str | None = None, events_channel: str | None = None) -> None:
         self.db = db
         self.settings = settings
         self.sandbox = sandbox
         self.observer = observer
         self.owner = owner or new_owner()
-        self.journal = RunJournal(db)
+        self.journal = RunJournal(db, notify_channel=events_channel)
         self._live: dict[str, LiveRun] = {}
         self._drivers: dict[str, asyncio.Task[None]] = {}
         self._wakeups: set[str] = set()
@@ -129,6 +130,27 @@ class RunEngine:
             self._drivers[session_id] = asyncio.create_task(self._drive(session_id, user_id),
                                                             name=f"session-{session_id}")
 
+    async def drive(self, session_id: str, user_id: str) -> None:
+        """Execute the session's queued runs here, returning when none is left (a dispatched job's body)."""
+        self.kick(session_id, user_id)
+        driver = self._drivers.get(session_id)
+        if driver is not None:
+            await asyncio.shield(driver)
+
+    def cancel_live(self, run_id: str) -> bool:
+        """Stop a run executing here whose cancel was recorded elsewhere (its status is `cancelling`); False when
+        it is not live here."""
+        live = self._live.get(run_id)
+        if live is None:
+            return False
+        if not live.cancel_requested:
+            live.cancel_requested = True
+            live.token.cancel()
+        return True
+
+    def live_ids(self) -> list[str]:
+        return list(self._live)
+
     async def cancel(self, run_id: str, session_id: str) -> None:
         """Stop a live run here, or settle a queued one (of `session_id`) as cancelled. Idempotent.
 
@@ -151,7 +173,8 @@ class RunEngine:
             fresh = await repository.get(run_id)
             if fresh is None or fresh.status in TERMINAL_STATUSES:
                 return
-            if fresh.status != "queued" and not executor_gone(fresh, own_owner=self.owner):
+            if fresh.status != "queued" and not executor_gone(fresh, own_owner=self.owner,
+                                                              stale_after_s=self.settings.stale_after_s):
                 raise Conflict(f"run '{run_id}' is executing in another server process; cancel it there",
                                code="run_owned_elsewhere")
             await settle_idle_run(repository, fresh, status="cancelled", expected=ACTIVE_STATUSES,
@@ -169,12 +192,15 @@ class RunEngine:
                     async with self._slots.slot(user_id):
                         claim = await self.db.read_in_thread(
                             lambda connection: ledger.next_queued(connection, session_id, history_limit=HISTORY_LIMIT))
-                        if claim is not None and await self.db.write_in_thread(
-                                lambda connection, run=claim.run: ledger.take(connection, run, self.owner)):
+                        taken = claim and await self.db.write_in_thread(
+                            lambda connection, run=claim.run: ledger.take(connection, run, self.owner))
+                        if claim is not None and taken == "taken":
                             await self._execute(claim)
                             continue
                     failures = 0
-                    if claim is None and session_id not in self._wakeups:
+                    # Nothing queued, or the session's current run executes elsewhere, whose driver goes on with
+                    # the session's queue when it ends.
+                    if (claim is None or taken == "session_busy") and session_id not in self._wakeups:
                         return
                 except Exception:
                     failures += 1
@@ -216,7 +242,7 @@ class RunEngine:
     async def _beat(self) -> None:
         """Heartbeats for live runs, so other processes can tell this executor is alive."""
         while True:
-            await asyncio.sleep(HEARTBEAT_S)
+            await asyncio.sleep(self.settings.heartbeat_s)
             ids = list(self._live)
             if not ids:
                 continue

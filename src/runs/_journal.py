@@ -19,6 +19,7 @@ from autobots.db.repositories import ledger
 from autobots.db.tables import Message
 from autobots.runs._channel import Event
 from autobots.sessions.message_cache import message_cache
+from sqlalchemy import Connection
 
 logger = logging.getLogger("autobots.runs")
 # Each group's commit runs on the writer thread, which competes for the interpreter with the teams on the event
@@ -42,8 +43,16 @@ class JournalWrite:
 
 
 class RunJournal:
-    def __init__(self, db: Database) -> None:
+    """Args:
+        db: The database.
+        notify_channel: When set, each group's transaction also NOTIFYs this PostgreSQL channel with the id of
+            every run it wrote, delivered as it commits (`run_dispatch = "procrastinate"`: API replicas on other
+            hosts follow the runs this process executes).
+    """
+
+    def __init__(self, db: Database, notify_channel: str | None = None) -> None:
         self.db = db
+        self.notify_channel = notify_channel
         self._pending: list[JournalWrite] = []
         self._wakeup = asyncio.Event()
         self._urgent = asyncio.Event()
@@ -128,7 +137,16 @@ class RunJournal:
             if write.message is not None:
                 writes.messages.append(write.message)
         batches = list(by_attempt.values())
-        stale = await self.db.write_in_thread(lambda connection: ledger.apply_run_writes(connection, batches))
+        channel = self.notify_channel
+
+        def write(connection: Connection) -> set[tuple[str, int]]:
+            stale = ledger.apply_run_writes(connection, batches)
+            if channel is not None:
+                ledger.notify(connection, channel, sorted({b.run_id for b in batches if (b.run_id, b.attempt)
+                                                           not in stale}))
+            return stale
+
+        stale = await self.db.write_in_thread(write)
         for session_id in {write.message.session_id for write in group
                            if write.message is not None and (write.run_id, write.attempt) not in stale}:
             message_cache.invalidate(session_id)

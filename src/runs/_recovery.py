@@ -15,13 +15,10 @@ from autobots.db import Database
 from autobots.db.repositories import ACTIVE_STATUSES, TERMINAL_STATUSES, RunRepository
 from autobots.db.tables import Run, RunEvent, now
 
-HEARTBEAT_S = 10.0
-STALE_AFTER_S = 6 * HEARTBEAT_S
 
-
-def executor_gone(run: Run, *, own_owner: str) -> bool:
+def executor_gone(run: Run, *, own_owner: str, stale_after_s: float) -> bool:
     """The run's owner is `own_owner` (which holds no live handle for it), a dead process on this host, or
-    an executor whose heartbeat went silent."""
+    an executor whose heartbeat went silent for `stale_after_s` (`Settings.stale_after_s`)."""
     if run.owner is None or run.owner == own_owner:
         return True
     host, _, rest = run.owner.partition(":")
@@ -33,7 +30,7 @@ def executor_gone(run: Run, *, own_owner: str) -> bool:
             return True
         except PermissionError:
             return False
-    return run.heartbeat_at is None or time.time() - run.heartbeat_at > STALE_AFTER_S
+    return run.heartbeat_at is None or time.time() - run.heartbeat_at > stale_after_s
 
 
 async def settle_idle_run(repository: RunRepository, run: Run, *, status: str, expected: tuple[str, ...],

@@ -20,9 +20,10 @@ from autobots.db.tables import Message, Run, RunEvent, new_id, now
 from autobots.errors import Conflict, InvalidRequest, QuotaExceeded
 from autobots.runs import service as run_service
 from autobots.runs._channel import ChannelRegistry, Event, RunChannel
+from autobots.runs._dispatch import DispatchedRuns
 from autobots.runs._engine import RunEngine, new_owner
 from autobots.runs._pool import WorkerPool
-from autobots.runs._recovery import HEARTBEAT_S, executor_gone, requeue_or_fail
+from autobots.runs._recovery import executor_gone, requeue_or_fail
 from autobots.sessions.message_cache import message_cache
 from autobots.sessions.service import SessionBusy
 from autobots.workflows.secrets import vault
@@ -35,7 +36,6 @@ logger = logging.getLogger("autobots.runs")
 IfBusy = Literal["reject", "enqueue"]
 WAIT_POLL_S = 1.0
 SUBMIT_BATCH = 64
-RECOVER_EVERY_S = HEARTBEAT_S
 # When a user over the active-run quota may retry: runs take seconds to minutes, and nothing says which ends next.
 ACTIVE_RUNS_RETRY_AFTER_S = 5
 
@@ -93,8 +93,14 @@ class RunManager:
         self.owner = new_owner()
         self.channels = ChannelRegistry()
         self.workers = worker_count(settings)
-        self.runner: RunEngine | WorkerPool  # what executes runs: the engine in this process, or the run workers
-        if self.workers:
+        # What executes runs: the engine in this process, this server's run workers, or workers on any host.
+        self.runner: RunEngine | WorkerPool | DispatchedRuns
+        if settings.run_dispatch == "procrastinate":
+            # Replies are written by workers elsewhere: this process's cache of a session's messages would not
+            # hear of them.
+            message_cache.enabled = False
+            self.runner = DispatchedRuns(db, settings, settled=self.wake_waiters, on_reconnect=self._wake_all)
+        elif self.workers:
             self.runner = WorkerPool(settings, _Front(self), count=self.workers, secrets=vault.snapshot,
                                        on_restart=self._recover_and_kick, on_changed=message_cache.invalidate)
             vault.listeners.append(self.runner.share_secrets)
@@ -141,7 +147,8 @@ class RunManager:
         async with self.db.read_session() as session:
             active = await RunRepository(session).with_status(("running", "cancelling"))
         orphans = [run for run in active
-                   if not self.runner.holds(run.id) and executor_gone(run, own_owner=self.owner)]
+                   if not self.runner.holds(run.id) and executor_gone(run, own_owner=self.owner,
+                                                                    stale_after_s=self.settings.stale_after_s)]
         for run in orphans:
             await requeue_or_fail(self.db, run.id, reason="the server process running it stopped")
             self.wake_waiters(run.id)
@@ -158,14 +165,25 @@ class RunManager:
     async def _kick_queued(self) -> None:
         async with self.db.read_session() as session:
             queued = await RunRepository(session).with_status(("queued",))
-        for session_id, user_id in dict.fromkeys((run.session_id, run.user_id) for run in queued):
+        sessions = dict.fromkeys((run.session_id, run.user_id) for run in queued)
+        if isinstance(self.runner, DispatchedRuns):
+            if self._accepting:
+                await self.runner.kick_queued(sessions)
+            return
+        for session_id, user_id in sessions:
             self._kick(session_id, user_id)
+
+    def _wake_all(self) -> None:
+        """After notifications may have been missed: every waiter and stream of this process looks again."""
+        for run_id in list(self._settled):
+            self.wake_waiters(run_id)
+        self.channels.poke_all()
 
     async def _recover_periodically(self) -> None:
         """Now and then, recover runs whose executor went silent (another server process that died) and kick
         what is queued."""
         while True:
-            await asyncio.sleep(RECOVER_EVERY_S)
+            await asyncio.sleep(self.settings.heartbeat_s)
             try:
                 await self._recover_and_kick()
             except Exception:

@@ -65,7 +65,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                 " (offline stand-in, not a language model)" if models.is_scripted(default) else "")
     logger.info("limits: %s s, %s messages, %s tokens per run; %s concurrent runs", settings.run_max_seconds,
                 settings.run_max_messages, settings.run_max_tokens, settings.max_concurrent_runs)
-    logger.info("runs execute %s", f"in {workers} worker process(es)" if workers else "in this process")
+    if settings.run_dispatch == "procrastinate":
+        logger.info("runs execute in `python -m autobots worker` processes, dispatched through the database")
+    else:
+        logger.info("runs execute %s", f"in {workers} worker process(es)" if workers else "in this process")
     await runs.start()
     try:
         yield

@@ -54,7 +54,7 @@ class TestClaim:
         assert claim is not None
         assert (claim.run.id, claim.content) == (first.id, "first")
         assert [e["type"] for e in claim.events] == ["run.queued"]
-        assert await take(db, claim.run, "executor-a")
+        assert await take(db, claim.run, "executor-a") == "taken"
         row = await read_run(db, first.id)
         assert (row.status, row.attempt, row.owner) == ("running", 1, "executor-a")
         assert row.started_at is not None and row.heartbeat_at is not None
@@ -66,10 +66,23 @@ class TestClaim:
         run = await queue_run(db, chat)
         read_by_a, read_by_b = await next_queued(db, chat), await next_queued(db, chat)
         assert read_by_a is not None and read_by_b is not None
-        assert await take(db, read_by_a.run, "executor-a")
-        assert not await take(db, read_by_b.run, "executor-b")
+        assert await take(db, read_by_a.run, "executor-a") == "taken"
+        assert await take(db, read_by_b.run, "executor-b") == "moved_on"
         row = await read_run(db, run.id)
         assert (row.status, row.attempt, row.owner) == ("running", 1, "executor-a")
+
+
+    async def test_a_queued_run_is_not_claimed_while_its_session_runs_another(self, db: Database) -> None:
+        """Two executors on two hosts, each driving the session: the second run waits for the first."""
+        chat = await create_chat(db, autonomous_spec())
+        first = await queue_run(db, chat, "first")
+        second = await queue_run(db, chat, "second")
+        await claim_next(db, chat, "executor-a")
+        claim = await next_queued(db, chat)
+        assert claim is not None and claim.run.id == second.id
+        assert await take(db, claim.run, "executor-b") == "session_busy"
+        assert (await read_run(db, second.id)).status == "queued"
+        assert (await read_run(db, first.id)).owner == "executor-a"
 
 
 class TestFencing:
@@ -124,7 +137,7 @@ class TestRequeue:
         assert (last.seq, last.type) == (3, "run.queued")
         assert last.data == {"status": "queued", "reason": "its server stopped; it resumes from its last checkpoint"}
         claim = await next_queued(db, chat)
-        assert claim is not None and await take(db, claim.run, "executor-b")
+        assert claim is not None and await take(db, claim.run, "executor-b") == "taken"
         assert (claim.run.attempt, claim.run.checkpoint, claim.run.last_event_seq) == (2, checkpoint, 3)
         assert (await read_run(db, run.id)).attempt == 2
 

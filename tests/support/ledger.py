@@ -59,8 +59,8 @@ async def next_queued(db: Database, chat: ChatSession) -> ledger.QueuedRun | Non
     return await db.read_in_thread(lambda connection: ledger.next_queued(connection, chat.id, history_limit=100))
 
 
-async def take(db: Database, run: Run, owner: str) -> bool:
-    """Claim the run as read for `owner`, as an engine does (`run` becomes the claimed attempt)."""
+async def take(db: Database, run: Run, owner: str) -> ledger.Take:
+    """Claim the run as read for `owner`, as an engine does (`run` becomes the claimed attempt when `taken`)."""
     return await db.write_in_thread(lambda connection: ledger.take(connection, run, owner))
 
 
@@ -68,7 +68,7 @@ async def claim_next(db: Database, chat: ChatSession, owner: str) -> Run:
     """Read and claim the session's oldest queued run for `owner`, asserting there is one and the claim held."""
     claim = await next_queued(db, chat)
     assert claim is not None
-    assert await take(db, claim.run, owner)
+    assert await take(db, claim.run, owner) == "taken"
     return claim.run
 
 

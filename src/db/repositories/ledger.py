@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from autobots.db.repositories.runs import ACTIVE_STATUSES
-from autobots.db.tables import Message, Run, RunEvent, User, Workflow, now
-from sqlalchemy import Connection, func, insert, select, update
+from autobots.db.tables import ChatSession, Message, Run, RunEvent, User, Workflow, now
+from sqlalchemy import Connection, func, insert, select, text, update
 
 
 @dataclass(frozen=True)
@@ -134,18 +134,42 @@ def next_queued(connection: Connection, session_id: str, *, history_limit: int) 
     return QueuedRun(run=run, content=content or "", events=events, history=history)
 
 
-def take(connection: Connection, run: Run, owner: str) -> bool:
-    """Claim a queued run for `owner` with one UPDATE fenced by the attempt and status read; on success `run`
-    becomes the claimed attempt."""
+Take = Literal["taken", "session_busy", "moved_on"]
+
+
+def take(connection: Connection, run: Run, owner: str) -> Take:
+    """Claim a queued run for `owner` with one UPDATE fenced by the attempt and status read; on success (`taken`)
+    `run` becomes the claimed attempt.
+
+    A session executes one run at a time wherever its runs are dispatched: the claim is refused
+    (`session_busy`) while another run of the session is running, which on PostgreSQL is read under a lock
+    on the session's row, so two executors on two hosts cannot both claim. `moved_on`: the run is no longer
+    the queued attempt that was read (cancelled, or claimed by another executor)."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(select(ChatSession.pk).where(ChatSession.id == run.session_id)  # type: ignore[arg-type]
+                           .with_for_update())
+    busy = connection.execute(select(Run.pk).where(
+        Run.session_id == run.session_id, Run.id != run.id, Run.status.in_(("running", "cancelling")))  # type: ignore[arg-type,attr-defined]
+        .limit(1)).first()
+    if busy is not None:
+        return "session_busy"
     values = {"status": "running", "attempt": run.attempt + 1, "owner": owner,
               "started_at": run.started_at or now(), "heartbeat_at": time.time()}
     claimed = connection.execute(update(Run).where(Run.id == run.id, Run.attempt == run.attempt,  # type: ignore[arg-type]
                                                    Run.status == "queued").values(**values))
     if not claimed.rowcount:
-        return False
+        return "moved_on"
     for name, value in values.items():
         setattr(run, name, value)
-    return True
+    return "taken"
+
+
+def notify(connection: Connection, channel: str, payloads: list[str]) -> None:
+    """PostgreSQL NOTIFY of each payload on `channel`, delivered when the transaction commits (nothing on
+    SQLite, where one server holds every run)."""
+    if payloads and connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_notify(:channel, payload) FROM unnest(CAST(:payloads AS text[])) "
+                                "AS payload"), {"channel": channel, "payloads": payloads})
 
 
 def beat(connection: Connection, run_ids: list[str], owner: str) -> None:
