@@ -26,7 +26,7 @@ from autobots.models._addresses import (
     system_resolver,
 )
 from autobots.models.exceptions import ModelConfigError
-from autobots.models.redaction import redact_url
+from autobots.models.redaction import carries_secret, redact_url
 from autobots.models.schemas import ModelConfig
 from pydantic import ValidationError
 
@@ -54,6 +54,9 @@ class ModelAccess:
         default: The model for specs without `models` (an operator entry).
         allowed_key_envs: The variables a spec's `api_key_env` may name in restricted mode.
         allowed_base_urls: URL prefixes a spec's own `base_url` may start with, whatever their address.
+        inline_credentials: Whether a spec may carry its own credentials (an inline `api_key`, a key in a
+            `base_url`). They are held in the memory of the server that received them, never stored: with
+            `run_dispatch = "procrastinate"` the workers of other hosts could never use them, so they are refused.
     """
 
     restricted: bool
@@ -61,6 +64,7 @@ class ModelAccess:
     default: ModelConfig
     allowed_key_envs: frozenset[str]
     allowed_base_urls: tuple[str, ...]
+    inline_credentials: bool = True
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ModelAccess:
@@ -75,6 +79,7 @@ class ModelAccess:
             default=_default_model(settings.default_model, endpoints),
             allowed_key_envs=frozenset(settings.allowed_key_envs),
             allowed_base_urls=tuple(settings.allowed_base_urls),
+            inline_credentials=settings.run_dispatch == "embedded",
         )
 
     # -- validation -----------------------------------------------------------------------------------------
@@ -82,6 +87,14 @@ class ModelAccess:
     def entry_errors(self, name: str, config: ModelConfig) -> Iterable[SpecError]:
         """What is wrong with the spec entry `models.<name>` on this server (no network access)."""
         path = f"models.{name}"
+        if not self.inline_credentials:
+            for field, present in (("api_key", config.api_key is not None),
+                                   ("base_url", config.base_url is not None and carries_secret(config.base_url))):
+                if present:
+                    yield {"path": f"{path}.{field}",
+                           "message": "this server's runs execute on workers of other hosts, which never receive "
+                                      "credentials written into a spec (they are kept in one server's memory only): "
+                                      "use an operator endpoint (model_endpoints) or api_key_env"}
         if config.endpoint is not None:
             if self.endpoint(config.endpoint) is None:
                 offered = ", ".join(sorted({*self.endpoints, DEFAULT_ENDPOINT})) or "none"

@@ -204,3 +204,15 @@ def test_the_worker_command_refuses_the_embedded_dispatch(tmp_path: Path) -> Non
                           text=True, timeout=60)
     assert done.returncode == 2
     assert "run_dispatch" in done.stderr
+
+
+def test_a_spec_with_inline_credentials_is_refused_since_workers_elsewhere_could_not_use_them(
+        model: FakeOpenAIServer, replicas: tuple[httpx.Client, httpx.Client]) -> None:
+    a, _ = replicas
+    spec = talkers(model, 2)
+    spec["models"]["default"]["api_key"] = "sk-inline-secret"
+    answer = a.post(f"{API}/sessions", json={"workflow": spec})
+    assert answer.status_code == 422, answer.text
+    error = answer.json()["error"]
+    assert error["code"] == "invalid_workflow" and "sk-inline-secret" not in answer.text
+    assert any(e["path"] == "models.default.api_key" and "other hosts" in e["message"] for e in error["errors"])
