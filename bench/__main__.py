@@ -1,7 +1,7 @@
 """`python -m bench [--quick] [--output FILE] [--only SECTION ...]`: run the benchmarks, write RESULTS.md.
 
 Sections: engine (1), concurrency (2, with memory 5), readpath (3), sandbox (4), profile (6), pipeline (7), strategy (8),
-router (9).
+router (9), scaling (10: needs the local PostgreSQL).
 Full mode writes bench/RESULTS.md and raw outputs under bench/out/ (gitignored). `--quick` uses tiny
 counts (finishes in well under a minute, skips the sandbox) so CI can check that the command still works;
 its figures mean nothing. A section that fails is reported as failed in the file and makes the exit
@@ -27,7 +27,7 @@ from typing import Any
 
 from bench._common import BENCH, fmt
 
-SECTIONS = ["engine", "concurrency", "readpath", "sandbox", "profile", "pipeline", "strategy", "router"]
+SECTIONS = ["engine", "concurrency", "readpath", "sandbox", "profile", "pipeline", "strategy", "router", "scaling"]
 PACKAGES = ["autogen-agentchat", "autogen-core", "autogen-ext", "openai", "fastapi", "starlette", "uvicorn",
             "sqlalchemy", "sqlmodel", "aiosqlite", "pydantic", "httpx", "docker"]
 
@@ -142,6 +142,18 @@ def summary(results: dict[str, dict[str, Any]]) -> list[str]:
             ro["cost_bar_met"])
         row("9. router: thompson's regret, second half / first half", f"{fmt(ro['regret_ratio'])}×", "≤ 0.5×",
             ro["regret_bar_met"])
+    sc = results.get("scaling", {}).get("figures", {})
+    if "scaling_ratio" in sc:
+        row(f"10. scale-out: makespan of {sc['runs']} runs, 2 workers / 1 worker", f"{fmt(sc['scaling_ratio'])}×",
+            "≤ 0.6×", sc["scaling_met"])
+        row("10. scale-out: model turns per CPU-second, 2 workers",
+            f"{fmt(sc['two_workers']['turns_per_cpu_s'], 0)}", "≥ 220", sc["turns_per_cpu_met"])
+        row("10. scale-out: engine overhead per run (ms CPU, with PostgreSQL)",
+            f"{fmt(sc['two_workers']['overhead_ms_per_run'], 1)}", "", None)
+        row("10. scale-out: cancel across replicas, p50 / p99",
+            f"{fmt(sc['cancel_p50_s'] * 1000, 0)} / {fmt(sc['cancel_p99_s'] * 1000, 0)} ms", "≤ 2 s", sc["cancel_met"])
+        row("10. scale-out: a dead worker's runs running again elsewhere, at most",
+            f"{fmt(sc['pickup_max_s'] or 0)} s", "≤ 15 s", sc["pickup_met"])
     return rows
 
 
@@ -187,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         "## Machine", "", *machine(), "",
         "## Summary", "", *summary(results), "",
     ]
-    order = ["engine", "concurrency", "readpath", "sandbox", "profile", "pipeline", "strategy", "router"]
+    order = ["engine", "concurrency", "readpath", "sandbox", "profile", "pipeline", "strategy", "router", "scaling"]
     for name in [n for n in order if n in results]:
         section = results[name]
         lines += [f"## {section['title']}", "", section["markdown"], ""]
