@@ -30,7 +30,7 @@ import procrastinate
 import psycopg
 from autobots.config import Settings
 from autobots.db import Database
-from autobots.db.repositories import ACTIVE_STATUSES, TERMINAL_STATUSES, RunRepository
+from autobots.db.repositories import ACTIVE_STATUSES, TERMINAL_STATUSES, RunRepository, ledger
 from autobots.runs._recovery import executor_gone, settle_idle_run
 from procrastinate.exceptions import AlreadyEnqueued
 from procrastinate.jobs import Status
@@ -230,8 +230,8 @@ class DispatchedRuns:
         goes on with the queue); first fail the jobs of dead workers."""
         await self.dispatcher.fail_stalled_jobs(self.settings.stale_after_s)
         waiting = await self.dispatcher.waiting_sessions()
-        async with self.db.read_session() as session:
-            busy = {run.session_id for run in await RunRepository(session).with_status(("running", "cancelling"))}
+        active = await self.db.read_in_thread(lambda connection: ledger.run_heads(connection, ledger.EXECUTING))
+        busy = {run.session_id for run in active}
         for session_id, user_id in sessions:
             if session_id not in waiting and session_id not in busy:
                 await self._defer(session_id, user_id)

@@ -13,10 +13,11 @@ from typing import Any
 
 from autobots.db import Database
 from autobots.db.repositories import ACTIVE_STATUSES, TERMINAL_STATUSES, RunRepository
+from autobots.db.repositories.ledger import RunHead
 from autobots.db.tables import Run, RunEvent, now
 
 
-def executor_gone(run: Run, *, own_owner: str, stale_after_s: float) -> bool:
+def executor_gone(run: Run | RunHead, *, own_owner: str, stale_after_s: float) -> bool:
     """The run's owner is `own_owner` (which holds no live handle for it), a dead process on this host, or
     an executor whose heartbeat went silent for `stale_after_s` (`Settings.stale_after_s`)."""
     if run.owner is None or run.owner == own_owner:

@@ -16,7 +16,7 @@ import sys
 
 from autobots.config import Settings
 from autobots.db import Database
-from autobots.db.repositories import RunRepository
+from autobots.db.repositories import ledger
 from autobots.runs._channel import Event
 from autobots.runs._dispatch import CANCEL_CHANNEL, EVENTS_CHANNEL, Dispatcher, Listener
 from autobots.runs._engine import LiveSink, RunEngine
@@ -116,8 +116,7 @@ async def _sweep_cancels(db: Database, engine: RunEngine, every_s: float) -> Non
         if not held:
             continue
         try:
-            async with db.read_session() as session:
-                cancelling = await RunRepository(session).with_status(("cancelling",))
+            cancelling = await db.read_in_thread(lambda connection: ledger.run_heads(connection, ("cancelling",)))
         except Exception:
             logger.warning("cancel sweep failed", exc_info=True)
             continue

@@ -144,8 +144,7 @@ class RunManager:
     async def recover_orphans(self) -> int:
         """Runs marked running whose executor is gone: requeue (resume) or fail them. Returns how many. The
         caller kicks the queued sessions (`_kick_queued`) once the executor can take them."""
-        async with self.db.read_session() as session:
-            active = await RunRepository(session).with_status(("running", "cancelling"))
+        active = await self.db.read_in_thread(lambda connection: ledger.run_heads(connection, ledger.EXECUTING))
         orphans = [run for run in active
                    if not self.runner.holds(run.id) and executor_gone(run, own_owner=self.owner,
                                                                     stale_after_s=self.settings.stale_after_s)]
@@ -163,8 +162,7 @@ class RunManager:
         await self._kick_queued()
 
     async def _kick_queued(self) -> None:
-        async with self.db.read_session() as session:
-            queued = await RunRepository(session).with_status(("queued",))
+        queued = await self.db.read_in_thread(lambda connection: ledger.run_heads(connection, ("queued",)))
         sessions = dict.fromkeys((run.session_id, run.user_id) for run in queued)
         if isinstance(self.runner, DispatchedRuns):
             if self._accepting:

@@ -100,6 +100,30 @@ def insert_submissions(connection: Connection, batch: list[Submission], *,
     return refusals
 
 
+EXECUTING = ("running", "cancelling")
+
+
+@dataclass(frozen=True)
+class RunHead:
+    """What recovery and dispatch need of a run: no transcript, checkpoint or usage (a running team's checkpoint
+    can be large, and they look at every active run every few seconds)."""
+
+    id: str
+    session_id: str
+    user_id: str
+    status: str
+    owner: str | None
+    heartbeat_at: float | None
+
+
+def run_heads(connection: Connection, statuses: tuple[str, ...]) -> list[RunHead]:
+    """The runs in `statuses`, oldest first."""
+    rows = connection.execute(select(Run.id, Run.session_id, Run.user_id, Run.status, Run.owner,  # type: ignore[call-overload]
+                                     Run.heartbeat_at).where(Run.status.in_(statuses))  # type: ignore[attr-defined]
+                              .order_by(Run.pk))
+    return [RunHead(*row) for row in rows]
+
+
 def active_runs_by_user(connection: Connection, user_ids: set[str]) -> dict[str, int]:
     """How many active (queued, running, cancelling) runs each of the users has, for a quota check followed by
     inserts in the same transaction. The users' rows are locked first: on PostgreSQL a concurrent submitter of
