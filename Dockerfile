@@ -31,7 +31,7 @@ RUN if ! command -v bwrap >/dev/null || ! command -v prlimit >/dev/null; then \
 # without them pip uses the index. Test and lint tools stay out of the image.
 COPY requirements.txt build/wheel[s] /tmp/install/
 RUN python3 -m venv /opt/venv \
-    && grep -vE '^(pytest|pytest-asyncio|pytest-timeout|ruff|iniconfig|pluggy)==' /tmp/install/requirements.txt \
+    && grep -vE '^(pytest|pytest-asyncio|pytest-timeout|ruff|iniconfig|pluggy|playwright)==' /tmp/install/requirements.txt \
         > /tmp/install/runtime.txt \
     && if ls /tmp/install/*.whl >/dev/null 2>&1; then set -- --no-index --find-links /tmp/install; fi \
     && pip install --no-cache-dir "$@" -r /tmp/install/runtime.txt \

@@ -15,6 +15,7 @@ from autobots.errors import AutobotsError
 from autobots.runs import RunManager, worker_count
 from autobots.sandbox import SandboxManager
 from autobots.sessions.message_cache import message_cache
+from autobots.web import ui
 from autobots.web.admission import WriteAdmission
 from autobots.web.deps import Services
 from autobots.web.errors import install_error_handlers
@@ -92,7 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # and importing any of them runs this package's __init__, which imports this module.
     from autobots.compat import routes as compat
 
-    for module in (workflows, modules, sessions, messages, runs, router, gallery, health, compat):
+    for module in (workflows, modules, sessions, messages, runs, router, gallery, health, compat, ui):
         app.include_router(module.router)
     app.add_middleware(WriteAdmission, limit=settings.max_concurrent_writes)
     app.add_middleware(RateLimitMiddleware, rate=settings.rate_limit_per_key, burst=settings.rate_limit_burst,
