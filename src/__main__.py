@@ -85,14 +85,15 @@ def _sandbox_build(args: argparse.Namespace) -> int:
 
 def _image_build(args: argparse.Namespace) -> int:
     from autobots.errors import AutobotsError
-    from autobots.image import build_service_image
+    from autobots.image import build_scaled_images, build_service_image
 
     try:
         tag = build_service_image(rebuild_base=args.rebuild_base)
+        extra = build_scaled_images() if args.scaled else []
     except AutobotsError as exc:
         print(f"autobots: {exc.message}", file=sys.stderr)
         return 1
-    print(tag)
+    print(*extra, tag, sep="\n")  # the service image's tag last
     return 0
 
 
@@ -145,6 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                                                               required=True)
     image_build = image.add_parser("build", help="build autobots:VERSION from the Dockerfile, offline")
     image_build.add_argument("--rebuild-base", action="store_true", help="debootstrap the base image again")
+    image_build.add_argument("--scaled", action="store_true",
+                             help="also the images of compose.yaml's `scaled` profile, from Debian's packages: "
+                             "autobots-proxy (HAProxy) and autobots-postgres:15")
     image_build.set_defaults(handler=_image_build)
     from autobots.router import simulation  # stdlib only: cheap to import for its defaults
 

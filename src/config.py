@@ -185,8 +185,11 @@ class Settings(BaseSettings):
         return address.is_loopback
 
     def describe(self) -> dict[str, Any]:
-        """What startup logs: every choice, no secrets (settings hold none)."""
-        return self.model_dump()
+        """What startup logs: every choice, no secrets (the database URL's password is masked; settings hold no
+        other secret: keys are named by variables, never held)."""
+        described = self.model_dump()
+        described["database_url"] = _masked_database_url(self.database_url)
+        return described
 
     @classmethod
     def settings_customise_sources(
@@ -225,3 +228,13 @@ def read_secret_env(name: str) -> str | None:
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return Settings()
+
+
+def _masked_database_url(url: str) -> str:
+    """The URL with its password replaced by `***` (parsed by hand: this module imports no database library)."""
+    scheme, separator, rest = url.partition("://")
+    credentials, at, location = rest.rpartition("@")
+    if not separator or not at or ":" not in credentials:
+        return url
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{location}"

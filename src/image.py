@@ -6,6 +6,11 @@ filesystem made with debootstrap from this machine's apt mirror (the sandbox ima
 `autobots.sandbox.image.debootstrap_image`) and built once, and the Python dependencies are wheels that pip
 downloads on this machine into `build/wheels`, part of the build context, so that the build installs them
 with no index. Both are cached: a second build only re-runs the Dockerfile steps whose inputs changed.
+
+`build_scaled_images` adds what compose.yaml's `scaled` profile runs beside it, from the small Dockerfiles under
+`deploy/` on the same base: `autobots-proxy` (HAProxy) and `autobots-postgres:15` (PostgreSQL), both from
+Debian's packages, which their build installs with apt from the Debian mirror (reachable here, unlike a
+registry).
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import shutil
 import subprocess
 import sys
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +40,9 @@ _PACKAGES_LABEL = "autobots.base.packages"
 _BOOKWORM_GLIBC_MINOR = 36
 _ROOT = Path(__file__).resolve().parent.parent
 _WHEELS = Path("build") / "wheels"
+PROXY_REPOSITORY = "autobots-proxy"
+# Debian bookworm's PostgreSQL; compose.yaml takes it with AUTOBOTS_POSTGRES_IMAGE (its default is postgres:16).
+POSTGRES_TAG = "autobots-postgres:15"
 
 
 class ServiceImageBuildError(AutobotsError):
@@ -58,6 +66,36 @@ def build_service_image(*, rebuild_base: bool = False, log: Callable[[str], None
     Raises:
         ServiceImageBuildError: When no Docker engine answers, this is not a source checkout, or a step fails.
     """
+    with _engine() as client:
+        _ensure_base(client, rebuild=rebuild_base, log=log)
+        _download_wheels(log)
+        tag = f"{IMAGE_REPOSITORY}:{__version__}"
+        _build_tagged(client, _ROOT, tag, log, latest=True)
+        return tag
+
+
+def build_scaled_images(*, log: Callable[[str], None] = print) -> list[str]:
+    """Builds the images compose.yaml's `scaled` profile runs beside the service's, offline, on the same base.
+
+    `autobots-proxy:<version>` (also `:latest`) from deploy/proxy and `autobots-postgres:15` from
+    deploy/postgres; their builds install Debian's packages with apt.
+
+    Returns:
+        The tags built, proxy first.
+
+    Raises:
+        ServiceImageBuildError: As `build_service_image`.
+    """
+    with _engine() as client:
+        _ensure_base(client, rebuild=False, log=log)
+        proxy = f"{PROXY_REPOSITORY}:{__version__}"
+        _build_tagged(client, _ROOT / "deploy" / "proxy", proxy, log, latest=True)
+        _build_tagged(client, _ROOT / "deploy" / "postgres", POSTGRES_TAG, log, latest=False)
+        return [proxy, POSTGRES_TAG]
+
+
+@contextlib.contextmanager
+def _engine() -> Iterator[docker.DockerClient]:
     if not (_ROOT / "Dockerfile").is_file():
         raise ServiceImageBuildError(f"no Dockerfile in {_ROOT}: build the image from a source checkout")
     try:
@@ -66,17 +104,20 @@ def build_service_image(*, rebuild_base: bool = False, log: Callable[[str], None
     except Exception as exc:
         raise ServiceImageBuildError(f"no Docker engine answers: {exc}") from exc
     try:
-        _ensure_base(client, rebuild=rebuild_base, log=log)
-        _download_wheels(log)
-        tag = f"{IMAGE_REPOSITORY}:{__version__}"
-        previous = client.images.get(tag).id if image_exists(client, tag) else None
-        _docker_build(client, tag, log)
-        client.images.get(tag).tag(IMAGE_REPOSITORY, "latest")
-        _remove_if_untagged(client, previous)
-        log(f"image {tag} ready")
-        return tag
+        yield client
     finally:
         client.close()
+
+
+def _build_tagged(client: docker.DockerClient, context: Path, tag: str, log: Callable[[str], None], *,
+                  latest: bool) -> None:
+    """Builds `context` as `tag` (and, with `latest`, `<repository>:latest`); drops the image it replaced."""
+    previous = client.images.get(tag).id if image_exists(client, tag) else None
+    _docker_build(client, context, tag, log)
+    if latest:
+        client.images.get(tag).tag(tag.rsplit(":", 1)[0], "latest")
+    _remove_if_untagged(client, previous)
+    log(f"image {tag} ready")
 
 
 def _ensure_base(client: docker.DockerClient, *, rebuild: bool, log: Callable[[str], None]) -> None:
@@ -115,9 +156,9 @@ def _download_wheels(log: Callable[[str], None]) -> None:
     stamp.touch()
 
 
-def _docker_build(client: docker.DockerClient, tag: str, log: Callable[[str], None]) -> None:
-    log(f"docker build --build-arg BASE={BASE_TAG} -t {tag} {_ROOT}")
-    stream: Any = client.api.build(path=str(_ROOT), tag=tag, buildargs={"BASE": BASE_TAG}, rm=True, forcerm=True,
+def _docker_build(client: docker.DockerClient, context: Path, tag: str, log: Callable[[str], None]) -> None:
+    log(f"docker build --build-arg BASE={BASE_TAG} -t {tag} {context}")
+    stream: Any = client.api.build(path=str(context), tag=tag, buildargs={"BASE": BASE_TAG}, rm=True, forcerm=True,
                                    pull=False, decode=True)
     recent: deque[str] = deque(maxlen=30)
     for chunk in stream:

@@ -66,3 +66,10 @@ class TestConfigFile:
     def test_missing_file_means_defaults(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv("AUTOBOTS_CONFIG", str(tmp_path / "absent.json"))
         assert Settings().model_dump() == Settings.model_construct().model_dump()
+
+
+def test_the_startup_description_masks_the_database_password() -> None:
+    settings = Settings(database_url="postgresql://autobots:s3cret-pw@db.internal:5432/autobots")
+    described = settings.describe()
+    assert described["database_url"] == "postgresql://autobots:***@db.internal:5432/autobots"
+    assert "s3cret-pw" not in str(described)
