@@ -158,14 +158,18 @@ def cancel_and_pickup(out: Path, model_url: str, *, samples: int) -> dict[str, A
 
 
 def run(quick: bool, out: Path) -> dict[str, Any]:
-    runs = 20 if quick else RUNS
+    if quick:
+        return {"title": "10. Scale-out", "figures": {"skipped": "quick mode"},
+                "markdown": "Skipped in quick mode (it starts three deployments on PostgreSQL; `tests/scaled` "
+                            "covers their behaviour); run without `--quick`."}
+    runs = RUNS
     with FakeOpenAIProcess(latency_ms=LATENCY_MS, terminate_after=None, log=out / "scaling-model.log") as model:
         one = batch(out, model.base_url, workers=1, runs=runs)
         two = batch(out, model.base_url, workers=2, runs=runs)
         library = run_json(["-m", "bench.library_run", "--base-url", model.base_url, "--runs", str(runs),
                             "--messages", str(MESSAGES), "--gather", "--warmup", "1"], timeout_s=900,
                            log=out / "scaling-library.log")
-        cancel = cancel_and_pickup(out, model.base_url, samples=5 if quick else 20)
+        cancel = cancel_and_pickup(out, model.base_url, samples=20)
     library_ms_per_turn = library["cpu_s"] / library["turns"] * 1000
     rows = []
     for result in (one, two):
