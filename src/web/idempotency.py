@@ -1,5 +1,12 @@
 """`Idempotency-Key` on creating POSTs: the same key and body within 24 h get the first response again;
-the same key with a different body is 409. Keys are scoped to the caller's credentials."""
+the same key with a different body is 409. Keys are scoped to the caller's credentials.
+
+Across API replicas the database decides: a request first claims its key with a pending record (the unique
+(user, key) constraint lets one claim win), executes, stores the response, and only then sends it; a repeat
+that finds the key pending waits for the response to be stored (or, after `PENDING_WAIT_S`, answers 409
+`idempotency_key_in_flight`). A failed request releases its claim (an error may not recur), and a claim
+whose server died lapses after `PENDING_LIFETIME_S`.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +23,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 LIFETIME_S = 24 * 3600
 MAX_KEY_LENGTH = 255
+PENDING = 0  # the status_code of a claimed key whose response is not stored yet
+PENDING_LIFETIME_S = 120
+PENDING_WAIT_S = 30.0
+PENDING_POLL_S = 0.05
 
 
 def _scope_of(headers: dict[bytes, bytes]) -> str:
@@ -53,19 +64,55 @@ class IdempotencyMiddleware:
         db = scope["app"].state.services.db
         lock = self._locks.setdefault((owner, key), asyncio.Lock())
         async with lock:
-            async with db.read_session() as session:
-                record = await IdempotencyRepository(session).find(owner, key)
+            record = await self._claim_or_find(db, owner, key, fingerprint)
             if record is not None:
                 await self._replay(record, fingerprint, send)
-                return
-            captured = await self._call(scope, body, send)
-            if captured is not None:
-                await self._store(db, owner, key, fingerprint, captured)
+            else:
+                await self._execute(db, scope, body, send, owner, key)
         if not lock.locked():
             self._locks.pop((owner, key), None)
 
-    async def _call(self, scope: Scope, body: bytes, send: Send) -> dict[str, Any] | None:
-        """Run the request; return what to store: successful JSON answers only (an error may not recur)."""
+    async def _claim_or_find(self, db: Any, owner: str, key: str, fingerprint: str) -> IdempotencyRecord | None:
+        """None when this request claimed the key (it executes); else the stored record, once not pending."""
+        deadline = asyncio.get_running_loop().time() + PENDING_WAIT_S
+        while True:
+            try:
+                async with db.session() as session:
+                    repository = IdempotencyRepository(session)
+                    await repository.purge_expired()
+                    await repository.add(IdempotencyRecord(
+                        user_id=owner, key=key, request_hash=fingerprint, status_code=PENDING, response={},
+                        expires_at=now() + PENDING_LIFETIME_S))
+                return None
+            except IntegrityError:
+                pass
+            async with db.read_session() as session:
+                record = await IdempotencyRepository(session).find(owner, key)
+            if record is not None and (record.status_code != PENDING or record.request_hash != fingerprint):
+                return record
+            if asyncio.get_running_loop().time() > deadline:
+                return record
+            await asyncio.sleep(PENDING_POLL_S)
+
+    async def _execute(self, db: Any, scope: Scope, body: bytes, send: Send, owner: str, key: str) -> None:
+        """Run the request holding its response back; store a successful JSON one, release the claim otherwise,
+        then send it."""
+        held: list[Message] = []
+        try:
+            captured = await self._call(scope, body, send, held)
+        except BaseException:
+            await self._release(db, owner, key)
+            raise
+        if captured is not None:
+            await self._complete(db, owner, key, captured)
+        else:
+            await self._release(db, owner, key)
+        for message in held:
+            await send(message)
+
+    async def _call(self, scope: Scope, body: bytes, send: Send, held: list[Message]) -> dict[str, Any] | None:
+        """Run the request; return what to store: successful JSON answers only (an error may not recur). The
+        response is appended to `held` for the caller to send after storing it; a stream goes out at once."""
         state: dict[str, Any] = {"status": 500, "headers": [], "chunks": [], "streaming": False}
         delivered = False
 
@@ -84,7 +131,13 @@ class IdempotencyMiddleware:
                 state["streaming"] = content_type.startswith(b"text/event-stream")
             elif message["type"] == "http.response.body" and not state["streaming"]:
                 state["chunks"].append(message.get("body", b""))
-            await send(message)
+            if state["streaming"]:
+                for earlier in held:
+                    await send(earlier)
+                held.clear()
+                await send(message)
+            else:
+                held.append(message)
 
         await self.app(scope, replay_receive, capture)
         if state["streaming"] or not 200 <= state["status"] < 300:
@@ -96,17 +149,22 @@ class IdempotencyMiddleware:
             return None
         return {"status": state["status"], "body": parsed}
 
-    async def _store(self, db: Any, owner: str, key: str, fingerprint: str, captured: dict[str, Any]) -> None:
-        record = IdempotencyRecord(user_id=owner, key=key, request_hash=fingerprint, status_code=captured["status"],
-                                   response={"body": captured["body"]}, expires_at=now() + LIFETIME_S)
-        try:
-            async with db.session() as session:
-                await IdempotencyRepository(session).purge_expired()
-                await IdempotencyRepository(session).add(record)
-        except IntegrityError:
-            pass
+    async def _complete(self, db: Any, owner: str, key: str, captured: dict[str, Any]) -> None:
+        async with db.session() as session:
+            await IdempotencyRepository(session).complete(owner, key, status_code=captured["status"],
+                                                          response={"body": captured["body"]},
+                                                          expires_at=now() + LIFETIME_S)
 
-    async def _replay(self, record: IdempotencyRecord, fingerprint: str, send: Send) -> None:
+    async def _release(self, db: Any, owner: str, key: str) -> None:
+        async with db.session() as session:
+            await IdempotencyRepository(session).release(owner, key)
+
+    async def _replay(self, record: IdempotencyRecord | None, fingerprint: str, send: Send) -> None:
+        if record is None or (record.status_code == PENDING and record.request_hash == fingerprint):
+            await _send_json(send, 409, error_body(
+                "conflict_error", "a request with this Idempotency-Key is still being processed; retry shortly",
+                param="Idempotency-Key", code="idempotency_key_in_flight"))
+            return
         if record.request_hash != fingerprint:
             await _send_json(send, 409, error_body(
                 "conflict_error", "this Idempotency-Key was already used with a different request",

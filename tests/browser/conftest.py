@@ -1,7 +1,9 @@
 """Browser fixtures: Debian's Chromium driven by Playwright against real `python -m autobots serve` processes.
 
 The servers mirror `tests/e2e/conftest.py` (a `local`-auth one and an `apikey` one, each with a SQLite file of its
-own: these tests run once, in the SQLite pass). One Chromium serves the whole session; each test gets a fresh
+own: these tests run once, in the SQLite pass). One Chromium serves this package's tests and stops after them:
+Playwright's sync API keeps an event loop running while it is open, which would break every asyncio test that
+runs later in the same pytest session. Each test gets a fresh
 browser context (its own localStorage, so no key carries over) and page. Playwright's `launch` gives the browser a
 new, empty profile directory of its own. Each test's screenshots go to `test-artifacts/browser/<test name>/`.
 
@@ -35,12 +37,12 @@ EXPECT_TIMEOUT_MS = 20_000
 RUN_WORKERS = "1"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("browser")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def launched(browser_root: Path) -> Iterator[dict[str, ServerProcess]]:
     """Both servers, launched together so that their imports overlap."""
     servers = {
@@ -56,19 +58,19 @@ def launched(browser_root: Path) -> Iterator[dict[str, ServerProcess]]:
             stop_and_check(server)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def local_server(launched: dict[str, ServerProcess]) -> ServerProcess:
     """A `local`-auth server on loopback: no key needed."""
     return wait_ready(launched["local"])
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def apikey_server(launched: dict[str, ServerProcess]) -> ServerProcess:
     """A server that requires `Authorization: Bearer <key>`."""
     return wait_ready(launched["apikey"])
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def api_keys(apikey_server: ServerProcess) -> dict[str, str]:
     """Keys for alice and bob, made with `python -m autobots users add NAME` (the key is the last line)."""
     procs = {name: subprocess.Popen([sys.executable, "-m", "autobots", "users", "add", name],
@@ -83,9 +85,9 @@ def api_keys(apikey_server: ServerProcess) -> dict[str, str]:
     return keys
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
-    """One headless Debian Chromium for the session (skipped, or failed under AUTOBOTS_REQUIRE_BROWSER=1, when
+    """One headless Debian Chromium for these tests (skipped, or failed under AUTOBOTS_REQUIRE_BROWSER=1, when
     /usr/bin/chromium is missing)."""
     if not CHROMIUM.exists():
         message = f"browser tests need Debian's Chromium at {CHROMIUM} (scripts/setup-browser.sh installs it)"
@@ -101,9 +103,9 @@ def browser() -> Iterator[Browser]:
             chromium.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def artifacts() -> Path:
-    """test-artifacts/browser, emptied once per session."""
+    """test-artifacts/browser, emptied once per test session that runs these tests."""
     shutil.rmtree(ARTIFACTS, ignore_errors=True)
     ARTIFACTS.mkdir(parents=True)
     return ARTIFACTS

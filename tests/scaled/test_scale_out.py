@@ -180,6 +180,23 @@ def test_an_idempotency_key_replayed_on_the_other_replica_returns_the_same_objec
     assert again.json()["id"] == first.json()["id"]
 
 
+def test_one_idempotency_key_sent_to_both_replicas_at_once_creates_one_object(
+        model: FakeOpenAIServer, replicas: tuple[httpx.Client, httpx.Client]) -> None:
+    body = {"workflow": talkers(model, 2)}
+    for attempt in range(5):
+        headers = {"Idempotency-Key": f"scaled-race-{attempt}"}
+        answers: list[httpx.Response] = []
+        threads = [threading.Thread(target=lambda c=client: answers.append(c.post(f"{API}/sessions", json=body,
+                                                                                   headers=headers)))
+                   for client in replicas]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert [a.status_code for a in answers] == [201, 201], [a.text for a in answers]
+        assert answers[0].json()["id"] == answers[1].json()["id"]
+
+
 def test_a_worker_started_after_runs_were_queued_picks_them_up(
         cluster: Cluster, model: FakeOpenAIServer, replicas: tuple[httpx.Client, httpx.Client]) -> None:
     a, _ = replicas
