@@ -186,9 +186,11 @@ def test_one_idempotency_key_sent_to_both_replicas_at_once_creates_one_object(
     for attempt in range(5):
         headers = {"Idempotency-Key": f"scaled-race-{attempt}"}
         answers: list[httpx.Response] = []
-        threads = [threading.Thread(target=lambda c=client: answers.append(c.post(f"{API}/sessions", json=body,
-                                                                                   headers=headers)))
-                   for client in replicas]
+
+        def post(client: httpx.Client, headers: dict[str, str], into: list[httpx.Response]) -> None:
+            into.append(client.post(f"{API}/sessions", json=body, headers=headers))
+
+        threads = [threading.Thread(target=post, args=(client, headers, answers)) for client in replicas]
         for thread in threads:
             thread.start()
         for thread in threads:
