@@ -1,11 +1,12 @@
-"""`python -m bench [--quick] [--output FILE] [--only SECTION ...]`: run the benchmarks, write RESULTS.md.
+"""`python -m bench [--quick] [--output FILE] [--only SECTION ... [--merge]]`: run the benchmarks, write RESULTS.md.
 
 Sections: engine (1), concurrency (2, with memory 5), readpath (3), sandbox (4), profile (6), pipeline (7), strategy (8),
 router (9), scaling (10: needs the local PostgreSQL).
 Full mode writes bench/RESULTS.md and raw outputs under bench/out/ (gitignored). `--quick` uses tiny
 counts (finishes in well under a minute, skips the sandbox) so CI can check that the command still works;
-its figures mean nothing. A section that fails is reported as failed in the file and makes the exit
-status 1.
+its figures mean nothing. `--only` writes a file of those sections alone; with `--merge` it replaces just those
+sections and their summary rows in the existing file (and refreshes the notes), keeping the other sections'
+figures. A section that fails is reported as failed in the file and makes the exit status 1.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import importlib.metadata
 import json
 import os
 import platform
+import re
 import shlex
 import shutil
 import subprocess
@@ -157,12 +159,77 @@ def summary(results: dict[str, dict[str, Any]]) -> list[str]:
     return rows
 
 
+_NUMBERED_SECTION = re.compile(r"^## (\d+)\. ")
+_NUMBERED_ROW = re.compile(r"^\| (\d+)\. ")
+_REMEASURED = "Re-measured: "
+
+
+def split_results(text: str) -> tuple[list[str], list[str], list[tuple[str, list[str]]], list[str]]:
+    """A results file's parts: what comes before `## Summary`, the summary's lines, the numbered sections
+    (number, lines) in file order, and what follows them (the notes)."""
+    lines = text.split("\n")
+    i = lines.index("## Summary") if "## Summary" in lines else len(lines)
+    head, i = lines[:i], i + 1
+    summary: list[str] = []
+    while i < len(lines) and not lines[i].startswith("## "):
+        summary.append(lines[i])
+        i += 1
+    sections: list[tuple[str, list[str]]] = []
+    while i < len(lines) and (match := _NUMBERED_SECTION.match(lines[i])):
+        block = [lines[i]]
+        i += 1
+        while i < len(lines) and not lines[i].startswith("## "):
+            block.append(lines[i])
+            i += 1
+        sections.append((match.group(1), block))
+    return head, summary, sections, lines[i:]
+
+
+def merge(existing: str, fresh: str, *, note: str) -> str:
+    """`existing` with the numbered sections and summary rows that `fresh` has replaced by `fresh`'s, a line in
+    its head saying which sections were re-measured when (`note`), and `fresh`'s notes (its own when `fresh`
+    has none: a quick run)."""
+    head, summary, sections, notes = split_results(existing)
+    _, new_summary, new_sections, new_tail = split_results(fresh)
+    renewed = {number for number, _ in new_sections}
+    new_rows: dict[str, list[str]] = {}
+    for line in new_summary:
+        if match := _NUMBERED_ROW.match(line):
+            new_rows.setdefault(match.group(1), []).append(line)
+    rows: list[str] = []
+    for line in summary:
+        match = _NUMBERED_ROW.match(line)
+        if match is None or match.group(1) not in renewed:
+            rows.append(line)
+        elif match.group(1) in new_rows:
+            rows += new_rows.pop(match.group(1))
+    while rows and not rows[-1]:
+        rows.pop()
+    rows += [row for number in new_rows for row in new_rows[number]] + [""]
+    fresh_blocks = dict(new_sections)
+    blocks = [fresh_blocks.pop(number, block) for number, block in sections] + list(fresh_blocks.values())
+    # An earlier merge's line stays unless every section it names was re-measured now.
+    kept: list[str] = []
+    for line in head:
+        if line.startswith(_REMEASURED) and set(re.findall(r"\d+", line.split(" on ")[0])) <= renewed:
+            if kept and not kept[-1]:
+                kept.pop()
+            continue
+        kept.append(line)
+    dated = next((i for i, line in enumerate(kept) if line.startswith("Date: ")), 0)
+    head = [*kept[:dated + 1], "", _REMEASURED + note, *kept[dated + 1:]]
+    return "\n".join([*head, "## Summary", *rows, *(line for block in blocks for line in block), *(new_tail or notes)])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smoke mode: tiny counts, no sandbox")
     parser.add_argument("--output", type=Path, default=None, help="results file (default bench/RESULTS.md)")
     parser.add_argument("--out-dir", type=Path, default=None, help="raw outputs (default bench/out[/quick])")
     parser.add_argument("--only", nargs="*", choices=SECTIONS, help="run only these sections")
+    parser.add_argument("--merge", action="store_true",
+                        help="with --only: replace only these sections (and their summary rows) in the existing results "
+                             "file, keeping the others as they are")
     args = parser.parse_args(argv)
     output = args.output or (BENCH / "out" / "RESULTS.quick.md" if args.quick else BENCH / "RESULTS.md")
     out = (args.out_dir or (BENCH / "out" / ("quick" if args.quick else "full"))).resolve()
@@ -185,6 +252,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[bench] {name} done in {results[name]['seconds']:.1f} s", file=sys.stderr, flush=True)
     (out / "results.json").write_text(json.dumps({k: v.get("figures") for k, v in results.items()}, indent=1,
                                                  default=str))
+    machine_lines = machine()
     command = "python -m bench" + (" --quick" if args.quick else "") + (
         f" --only {' '.join(args.only)}" if args.only else "")
     lines = [
@@ -196,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
         f"    {command}", "",
         "Raw outputs (JSON figures, server logs, py-spy stacks) go to `bench/out/` (gitignored). "
         "Benchmarks are not tests: nothing here is asserted in the test suite.", "",
-        "## Machine", "", *machine(), "",
+        "## Machine", "", *machine_lines, "",
         "## Summary", "", *summary(results), "",
     ]
     order = ["engine", "concurrency", "readpath", "sandbox", "profile", "pipeline", "strategy", "router", "scaling"]
@@ -210,8 +278,16 @@ def main(argv: list[str] | None = None) -> int:
     notes = BENCH / "NOTES.md"
     if notes.exists() and not args.quick:
         lines += [notes.read_text().strip(), ""]
+    text = "\n".join(lines)
+    if args.merge and args.only and output.exists():
+        took = time.time() - started
+        numbers = sorted({number for number, _ in split_results(text)[2]}, key=int)
+        text = merge(output.read_text(), text, note=(
+            f"section{'s' if len(numbers) > 1 else ''} {', '.join(numbers)} on "
+            f"{datetime.datetime.fromtimestamp(started).astimezone().isoformat(timespec='seconds')} (took {took:.0f} s) "
+            f"with `{command} --merge`; code: {machine_lines[-1].removeprefix('- Code: ')}."))
     output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text("\n".join(lines))
+    output.write_text(text)
     print(f"[bench] wrote {output} ({shlex.quote(str(out))} has the raw outputs)", file=sys.stderr)
     return 1 if failed else 0
 

@@ -5,6 +5,7 @@ The fake model server, the server launcher and the spec factory are the tests' o
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import statistics
@@ -170,6 +171,40 @@ class Server:
     def __exit__(self, *exc: object) -> None:
         if self.process is not None:
             self.process.stop(timeout_s=STOP_TIMEOUT_S)
+
+
+def wait_until_started(pid: int, *, quiet_s: float = 0.5, max_cpu_s: float = 0.03, timeout_s: float = 60.0) -> None:
+    """Until the server and its run workers have finished starting: their CPU over `quiet_s` stays under
+    `max_cpu_s`. The server answers /healthz before its run workers are up (each imports the model SDK and opens
+    the database, about a second of CPU), and a measurement that began meanwhile would count that start-up."""
+    deadline = time.monotonic() + timeout_s
+    before = tree_cpu_s(pid)
+    while time.monotonic() < deadline:
+        time.sleep(quiet_s)
+        now = tree_cpu_s(pid)
+        if now - before < max_cpu_s:
+            return
+        before = now
+
+
+def warm_up(client: httpx.Client, workflow_id: str) -> int:
+    """One run on each run worker (or one in process), all at once, each waited for: placement puts a session on
+    the worker driving the fewest, so each lands on a different one. The library's process likewise runs one
+    before it is measured (first calls import, build caches and compile statements). Returns how many."""
+    runs = client.get("/readyz").json().get("checks", {}).get("runs", {})
+    count = int(runs.get("workers") or 1)
+    sessions = create_sessions(client, workflow_id, count)
+
+    async def run_all() -> None:
+        async with httpx.AsyncClient(base_url=str(client.base_url), timeout=120) as session_client:
+            responses = await asyncio.gather(*(
+                session_client.post(f"/api/v1/sessions/{session_id}/messages", params={"wait": "true"},
+                                    json={"content": TASK}) for session_id in sessions))
+        for response in responses:
+            response.raise_for_status()
+
+    asyncio.run(run_all())
+    return count
 
 
 # -- the workflow under test ------------------------------------------------------------------------------------------

@@ -28,6 +28,8 @@ from bench._common import (
     tree_cpu_s,
     tree_pids,
     tree_rss_mb,
+    wait_until_started,
+    warm_up,
 )
 from tests.support.openai_server import FakeOpenAIProcess
 from tests.support.specs import two_assistants_spec
@@ -79,6 +81,8 @@ def service_load(server: Server, model_url: str, count: int, out: Path, quick: b
     with httpx.Client(base_url=server.base_url, timeout=60) as client:
         workflow = create_workflow(client, two_assistants_spec(model_url, max_messages=MESSAGES, name="concurrency"))
         sessions = create_sessions(client, workflow, count)
+        wait_until_started(server.pid)
+        result["warmup_runs"] = warm_up(client, workflow)
         ids_file = out / "concurrency-sessions.json"
         ids_file.write_text(json.dumps(sessions))
         time.sleep(0.1 if quick else 0.5)
@@ -201,7 +205,9 @@ def run(quick: bool, out: Path) -> dict[str, Any]:
         f"{count} `team.run()` calls gathered in one asyncio process (`bench/library_run.py --gather`).",
         "",
         f"Method: {rounds} round(s), service and library alternating. Each round starts a fresh server (a new "
-        "temporary SQLite database), runs the service load, stops the server, and at once runs the library floor; "
+        "temporary SQLite database), waits until its run workers have finished starting (their CPU goes quiet) and "
+        "runs one warm-up run on each worker at once (the library process runs one warm-up run too), then runs the "
+        "service load, stops the server, and at once runs the library floor; "
         "one fake model process serves every round. The machine's speed drifts over minutes, so each round's "
         "ratio compares two sides measured back to back. **The headline ratio is the median of the per-round "
         "ratios**; the makespan and floor beside it are the medians of the rounds' makespans and floors (their "

@@ -17,6 +17,7 @@ from bench._common import (
     median,
     run_json,
     tree_cpu_s,
+    wait_until_started,
 )
 from tests.support.openai_server import FakeOpenAIProcess
 from tests.support.specs import two_assistants_spec
@@ -69,6 +70,8 @@ def run(quick: bool, out: Path) -> dict[str, Any]:
         with Server(out / "engine-server") as server, httpx.Client(base_url=server.base_url, timeout=120) as client:
             workflow = create_workflow(client, two_assistants_spec(model.base_url, max_messages=MESSAGES))
             sessions = create_sessions(client, workflow, warmup + per_round * rounds)
+            # The run workers start after the server answers; the first round must not count their start-up.
+            wait_until_started(server.pid)
             for session_id in sessions[:warmup]:
                 post_and_wait(client, session_id, MESSAGES)
             # Service and library alternate, so a drift in the machine's speed weighs on both alike.
@@ -104,7 +107,8 @@ def run(quick: bool, out: Path) -> dict[str, Any]:
         "`bench/library_run.py`, the same `RoundRobinGroupChat.run()` with `OpenAIChatCompletionClient` in a "
         "plain script.",
         "",
-        f"Method: {warmup} service warm-up run(s), then {rounds} round(s), each {per_round} service runs one after "
+        f"Method: once the run workers have finished starting (their CPU goes quiet), {warmup} service warm-up "
+        f"run(s), then {rounds} round(s), each {per_round} service runs one after "
         f"the other immediately followed by {per_round} library runs one after the other (a fresh library process "
         f"per round, after its own {warmup} warm-up run(s)); {runs} measured runs per side in all. The machine's "
         "speed drifts over minutes, so each round's ratio compares two sides measured back to back: per round, "

@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from bench._common import Server, create_sessions, create_workflow, fmt
+from bench._common import Server, create_sessions, create_workflow, fmt, wait_until_started
 from bench.engine import MESSAGES, post_and_wait
 from tests.support.openai_server import FakeOpenAIProcess
 from tests.support.specs import two_assistants_spec
@@ -130,6 +130,7 @@ def record(server: Server, model_url: str, runs: int, out: Path, fmt_: str, rate
     with httpx.Client(base_url=server.base_url, timeout=120) as client:
         workflow = create_workflow(client, two_assistants_spec(model_url, max_messages=MESSAGES))
         sessions = create_sessions(client, workflow, runs + 1)
+        wait_until_started(server.pid)  # the run workers' start-up is no turn's CPU
         post_and_wait(client, sessions[0], MESSAGES)  # warm-up, outside the profile
         spy = subprocess.Popen(["py-spy", "record", "--pid", str(server.pid), "--subprocesses", "--rate", str(rate),
                                 "--format", fmt_, "--output", str(target), "--nonblocking"],

@@ -35,6 +35,7 @@ TARGET_PICKUP_S = 15.0
 TARGET_CANCEL_S = 2.0
 TARGET_TURNS_PER_CPU_S = 220
 TERMINAL = ("completed", "incomplete", "failed", "cancelled")
+API_REPLICAS = 2
 
 
 def talkers(base_url: str, messages: int) -> dict[str, Any]:
@@ -64,13 +65,19 @@ def cluster_cpu_s(cluster: Cluster) -> float:
         tree_cpu_s(worker.process.pid) for worker in cluster.live_workers)
 
 
-async def post_batch(base_url: str, ids: list[str]) -> tuple[float, list[str]]:
-    """Post one message to each session at once; returns when the first POST left, and the runs."""
+async def post_batch(base_urls: list[str], ids: list[str]) -> tuple[float, list[str]]:
+    """Post one message to each session at once, spread over the API replicas; returns when the first POST left,
+    and the runs."""
     limits = httpx.Limits(max_connections=32)
-    async with httpx.AsyncClient(base_url=base_url, timeout=120, limits=limits) as client:
+    clients = [httpx.AsyncClient(base_url=url, timeout=120, limits=limits) for url in base_urls]
+    try:
         started = time.perf_counter()
-        posted = await asyncio.gather(*(client.post(f"/api/v1/sessions/{session_id}/messages",
-                                                    json={"content": "talk"}) for session_id in ids))
+        posted = await asyncio.gather(*(clients[i % len(clients)].post(f"/api/v1/sessions/{session_id}/messages",
+                                                                        json={"content": "talk"})
+                                        for i, session_id in enumerate(ids)))
+    finally:
+        for client in clients:
+            await client.aclose()
     for answer in posted:
         answer.raise_for_status()
     return started, [answer.json()["run"]["id"] for answer in posted]
@@ -87,9 +94,9 @@ def wait_settled(cluster: Cluster, count: int, timeout_s: float = 900) -> float:
     raise RuntimeError(f"runs not settled within {timeout_s} s")
 
 
-def batch(out: Path, model_url: str, *, workers: int, runs: int) -> dict[str, Any]:
+def batch(out: Path, model_url: str, *, workers: int, runs: int, apis: int = API_REPLICAS) -> dict[str, Any]:
     database = fresh_postgres_database(f"autobots_bench_scaled_{workers}")
-    cluster = Cluster.start(out / f"scaling-{workers}-workers", database, apis=1, workers=workers,
+    cluster = Cluster.start(out / f"scaling-{workers}-workers", database, apis=apis, workers=workers,
                             AUTOBOTS_MAX_CONCURRENT_RUNS=str(runs), AUTOBOTS_MAX_STREAMS_PER_USER="0")
     try:
         with httpx.Client(base_url=cluster.apis[0].base_url, timeout=60) as client:
@@ -99,7 +106,7 @@ def batch(out: Path, model_url: str, *, workers: int, runs: int) -> dict[str, An
             sessions = [client.post("/api/v1/sessions", json={"workflow_id": workflow_id}).json()["id"]
                         for _ in range(runs)]
         cpu0, pg0 = cluster_cpu_s(cluster), postgres_cpu_s()
-        started, _ = asyncio.run(post_batch(cluster.apis[0].base_url, sessions))
+        started, _ = asyncio.run(post_batch([api.base_url for api in cluster.apis], sessions))
         ended = wait_settled(cluster, runs)
         cpu, pg = cluster_cpu_s(cluster) - cpu0, postgres_cpu_s() - pg0
         statuses = dict(cluster.sql("SELECT status, count(*) FROM run GROUP BY status"))

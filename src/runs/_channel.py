@@ -63,7 +63,10 @@ class RunChannel:
                 if any(event.seq > position for event in self.events) or self.closed:
                     continue
                 try:
-                    await asyncio.wait_for(self._changed.wait(), timeout=keepalive_s)
+                    # Not `wait_for`, which on Python 3.11 wraps the wait in a task of its own: a follower waits
+                    # once per event.
+                    async with asyncio.timeout(keepalive_s):
+                        await self._changed.wait()
                 except TimeoutError:
                     yield None
 
@@ -96,7 +99,8 @@ class ChannelRegistry:
         """Until the run's channel opens or the run settles here, or `limit_s` passes."""
         event = self._changes.setdefault(run_id, asyncio.Event())
         try:
-            await asyncio.wait_for(event.wait(), timeout=limit_s)
+            async with asyncio.timeout(limit_s):
+                await event.wait()
         except TimeoutError:
             if self._changes.get(run_id) is event:
                 del self._changes[run_id]

@@ -32,6 +32,7 @@ from autobots.config import Settings
 from autobots.db import Database
 from autobots.db.repositories import ACTIVE_STATUSES, TERMINAL_STATUSES, RunRepository, ledger
 from autobots.runs._recovery import executor_gone, settle_idle_run
+from autobots.runs._worker import tune_collector
 from procrastinate.exceptions import AlreadyEnqueued
 from procrastinate.jobs import Status
 from procrastinate.schema import SchemaManager
@@ -206,6 +207,7 @@ class DispatchedRuns:
     async def start(self) -> None:
         await self.dispatcher.open()
         self.listener.start()
+        tune_collector()  # as a WorkerPool does when it starts: the API replica's heap is built by now
 
     async def shutdown(self) -> None:
         """Stop listening; runs go on in their workers, and deferred jobs stay queued."""

@@ -20,7 +20,7 @@ from autobots.db.repositories import ledger
 from autobots.runs._channel import Event
 from autobots.runs._dispatch import CANCEL_CHANNEL, EVENTS_CHANNEL, Dispatcher, Listener
 from autobots.runs._engine import LiveSink, RunEngine
-from autobots.runs._worker import SWITCH_INTERVAL_S, _loop_factory
+from autobots.runs._worker import SWITCH_INTERVAL_S, _loop_factory, tune_collector
 
 logger = logging.getLogger("autobots.runs.workers")
 
@@ -84,6 +84,7 @@ async def _serve(settings: Settings) -> int:
     await engine.start()
     listener = Listener(dispatcher.conninfo, {CANCEL_CHANNEL: engine.cancel_live})
     listener.start()
+    tune_collector()
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         asyncio.get_running_loop().add_signal_handler(signum, stop.set)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -53,6 +54,7 @@ logger = logging.getLogger("autobots.runs.workers")
 BACKLOG_BYTES = 4 * 1024 * 1024
 SWITCH_INTERVAL_S = 0.001
 WORKER_NICENESS = 10
+YOUNG_COLLECTION_THRESHOLD = 10_000
 
 
 class _RemoteSink:
@@ -140,6 +142,20 @@ class _WorkerSide:
         self.send(Released(session_id=session_id, last_kick=self.kicks.pop(session_id, 0)))
 
 
+def tune_collector() -> None:
+    """Garbage collection for a process that has started: the heap it built so far (modules, classes, schemas,
+    some 200 000 objects that live as long as it) is left out of the collector's passes, and young objects are
+    collected every `YOUNG_COLLECTION_THRESHOLD` allocations instead of every 700.
+
+    A full pass walked the whole startup heap for a few tens of thousands of objects of the runs in flight, and
+    young passes, every 700 allocations, kept promoting what a model turn holds for a moment: a run worker spent
+    about 0.5 s of CPU in the collector while executing 100 runs of 5 turns, 0.06 s tuned. What is frozen is
+    never collected, so the garbage made so far is collected first."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(YOUNG_COLLECTION_THRESHOLD, *gc.get_threshold()[1:])
+
+
 def run_worker(fd: int) -> int:
     """The body of `python -m autobots worker --fd N`."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C reaches the API process, which stops us
@@ -187,6 +203,7 @@ async def _serve(fd: int) -> int:
         models.preload(provider)
     engine = RunEngine(db, settings, sandbox, link, max_concurrent=hello.max_concurrent)
     await engine.start()
+    tune_collector()
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     link.send(Ready())

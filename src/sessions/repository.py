@@ -6,15 +6,19 @@ from typing import Any
 
 from autobots.db.repositories import Page, PageQuery, Repository
 from autobots.db.tables import ChatSession, Message, Run, RunEvent
-from sqlalchemy import Connection, Text, cast, delete
+from sqlalchemy import Connection, Integer, Text, bindparam, cast, delete
 from sqlmodel import select
+
+_OWNED_SESSION = select(ChatSession).where(ChatSession.id == bindparam("session_id"),  # type: ignore[arg-type]
+                                           ChatSession.user_id == bindparam("user_id"))
 
 
 class SessionRepository(Repository[ChatSession]):
     model = ChatSession
 
     async def get_owned(self, id: str, user_id: str) -> ChatSession | None:
-        return await self.get(id, filters=[ChatSession.user_id == user_id])
+        """The user's session. Every request about a session reads it this way: the statement is built once."""
+        return (await self.db.exec(_OWNED_SESSION, params={"session_id": id, "user_id": user_id})).first()
 
     async def get_by_external_id(self, external_id: str, user_id: str) -> ChatSession | None:
         statement = select(ChatSession).where(ChatSession.user_id == user_id, ChatSession.external_id == external_id)
@@ -59,15 +63,17 @@ def owned_raw_messages(connection: Connection, *, user_id: str, session_id: str,
     """Up to `limit` of the session's messages, oldest first, as tuples `(pk, id, session_id, run_id, role,
     content, meta, created_at)` with `meta` as its stored JSON text (the read path serves it as it is); None
     when the session is not the user's. One read on a thread's connection (`Database.read_in_thread`)."""
-    owner = connection.execute(select(ChatSession.user_id).where(ChatSession.id == session_id)).scalar()
+    owner = connection.execute(_SESSION_OWNER, {"session_id": session_id}).scalar()
     if owner != user_id:
         return None
-    return list(connection.execute(_raw_messages(session_id, limit)).all())
+    return list(connection.execute(_RAW_MESSAGES, {"session_id": session_id, "limit": limit}).all())
 
 
-def _raw_messages(session_id: str, limit: int) -> Any:
-    return (select(Message.pk, Message.id, Message.session_id, Message.run_id, Message.role, Message.content,
-                   cast(Message.meta, Text), Message.created_at)
-            .where(Message.session_id == session_id)
-            .order_by(Message.pk)  # type: ignore[arg-type]
-            .limit(limit))
+# The read path's statements, built once with their values bound at execution (building one costs more than
+# running it).
+_SESSION_OWNER = select(ChatSession.user_id).where(ChatSession.id == bindparam("session_id"))  # type: ignore[arg-type]
+_RAW_MESSAGES = (select(Message.pk, Message.id, Message.session_id, Message.run_id, Message.role,  # type: ignore[call-overload]
+                        Message.content, cast(Message.meta, Text), Message.created_at)
+                 .where(Message.session_id == bindparam("session_id"))
+                 .order_by(Message.pk)
+                 .limit(bindparam("limit", type_=Integer)))

@@ -8,13 +8,15 @@ from typing import Any
 
 from autobots.db import Database
 from autobots.db.repositories import TERMINAL_STATUSES
+from autobots.db.repositories.runs import stored_events_after
 from autobots.runs import Event, RunManager
-from autobots.runs import service as run_service
 from fastapi.responses import StreamingResponse
 
 KEEPALIVE_S = 15.0
 POLL_S = 5.0  # how often a follower of a run that is not live here looks at the database
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "Connection": "keep-alive"}
+# `json.dumps` with separators builds an encoder per call; this is the same encoder, built once.
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
 
 
 def wants_event_stream(accept: str | None) -> bool:
@@ -23,7 +25,7 @@ def wants_event_stream(accept: str | None) -> bool:
 
 def format_event(event: Event) -> str:
     payload = {"seq": event.seq, "type": event.type, "data": event.data, "created_at": event.created_at}
-    return f"id: {event.seq}\nevent: {event.type}\ndata: {json.dumps(payload, separators=(',', ':'))}\n\n"
+    return f"id: {event.seq}\nevent: {event.type}\ndata: {_COMPACT.encode(payload)}\n\n"
 
 
 async def run_events(db: Database, runs: RunManager, run_id: str, starting_after: int,
@@ -43,14 +45,14 @@ async def run_events(db: Database, runs: RunManager, run_id: str, starting_after
                     return
             if channel.closed:
                 continue
-        rows, run = await db.read_in_thread(
-            lambda connection, after=position: run_service.events_after(connection, run_id, after))
+        rows, status = await db.read_in_thread(
+            lambda connection, after=position: stored_events_after(connection, run_id, after))
         for row in rows:
             position = row.seq
             yield format_event(Event(seq=row.seq, type=row.type, data=row.data or {}, created_at=row.created_at))
             if row.type == "done":
                 return
-        if run is None or (run.status in TERMINAL_STATUSES and not rows):
+        if status is None or (status in TERMINAL_STATUSES and not rows):
             return
         if runs.channels.get(run_id) is None:
             await runs.channels.wait_for_change(run_id, limit_s=min(POLL_S, keepalive_s))

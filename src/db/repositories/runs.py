@@ -4,7 +4,7 @@ from typing import Any
 
 from autobots.db.repositories._base import Page, PageQuery, Repository
 from autobots.db.tables import Run, RunEvent
-from sqlalchemy import func, update
+from sqlalchemy import Connection, Row, bindparam, func, update
 from sqlalchemy.orm import defer
 from sqlmodel import select
 
@@ -21,12 +21,33 @@ def events_after_statement(run_id: str, starting_after: int) -> Any:
             .order_by(RunEvent.seq))  # type: ignore[arg-type]
 
 
+# Built once, values bound at execution: building a statement costs several times what executing it does
+# (a stream's catch-up read: 0.1 ms this way against 0.6-0.7 ms with ORM statements built per call).
+_STORED_EVENTS = (select(RunEvent.seq, RunEvent.type, RunEvent.data, RunEvent.created_at)  # type: ignore[call-overload]
+                  .where(RunEvent.run_id == bindparam("run_id"), RunEvent.seq > bindparam("after"))
+                  .order_by(RunEvent.seq))
+_RUN_STATUS = select(Run.status).where(Run.id == bindparam("run_id"))  # type: ignore[arg-type]
+
+
+def stored_events_after(connection: Connection, run_id: str, starting_after: int) -> tuple[list[Row[Any]], str | None]:
+    """The run's stored events after `starting_after` (rows of seq, type, data, created_at), in order, then its
+    status (None: no such run), read after them: when it is terminal, no event of it is missing from the list.
+    One read on a thread's connection (`Database.read_in_thread`)."""
+    rows = list(connection.execute(_STORED_EVENTS, {"run_id": run_id, "after": starting_after}))
+    return rows, connection.execute(_RUN_STATUS, {"run_id": run_id}).scalar()
+
+
+_OWNED_RUN = (select(Run).where(Run.id == bindparam("run_id"), Run.user_id == bindparam("user_id"))  # type: ignore[arg-type]
+              .options(*PUBLIC_ONLY))
+
+
 class RunRepository(Repository[Run]):
     model = Run
 
     async def get_owned(self, id: str, user_id: str) -> Run | None:
-        """The caller's run, without its executor-only fields (`PUBLIC_ONLY`)."""
-        return await self.get(id, filters=[Run.user_id == user_id], options=PUBLIC_ONLY)
+        """The caller's run, without its executor-only fields (`PUBLIC_ONLY`). Every request about a run reads
+        it this way: the statement is built once."""
+        return (await self.db.exec(_OWNED_RUN, params={"run_id": id, "user_id": user_id})).first()
 
     async def list_for_session(self, session_id: str, page: PageQuery) -> Page[Run]:
         return await self.paginate(page, filters=[Run.session_id == session_id], options=PUBLIC_ONLY)

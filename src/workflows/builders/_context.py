@@ -70,22 +70,33 @@ class BuildContext:
     modules: Mapping[str, ModuleSpec] = field(default_factory=dict)
     router_memory: RouterMemory | None = None
     _clients: list[ChatCompletionClient] = field(default_factory=list)
+    _client_by_model: dict[str, ChatCompletionClient] = field(default_factory=dict)
     _executors: dict[str, CodeExecutor] = field(default_factory=dict)
     _kinds_used: set[str] = field(default_factory=set)
 
     def with_spec(self, spec: WorkflowSpec) -> BuildContext:
         """The same run's context for a derived spec (a planner's plan as a pipeline): the model clients and
         sandbox executors it opens are this context's, closed with it."""
-        return dataclasses.replace(self, spec=spec, _clients=self._clients, _executors=self._executors,
-                                   _kinds_used=self._kinds_used)
+        return dataclasses.replace(self, spec=spec, _clients=self._clients, _client_by_model=self._client_by_model,
+                                   _executors=self._executors, _kinds_used=self._kinds_used)
 
     @property
     def termination_text(self) -> str:
         return self.spec.termination.text or "TERMINATE"
 
     def model_client(self, model_name: str, persona: Persona) -> ChatCompletionClient:
-        client = models.create_model_client(self.model_configs[model_name], persona=persona, settings=self.settings)
+        """The run's client for the model `model_name`, speaking for `persona`. Only the scripted stand-in speaks
+        as someone; any other client serves every agent and step of the run that uses its model, as a script of
+        the library shares one: a client per agent cost each run a client, a connection pool and a connection
+        per agent (a burst of runs builds all of them at once)."""
+        config = self.model_configs[model_name]
+        shared = not models.is_scripted(config)
+        if shared and model_name in self._client_by_model:
+            return self._client_by_model[model_name]
+        client = models.create_model_client(config, persona=persona, settings=self.settings)
         self._clients.append(client)
+        if shared:
+            self._client_by_model[model_name] = client
         return client
 
     def model_config(self, model_name: str) -> ModelConfig:
@@ -154,6 +165,7 @@ class BuildContext:
             except Exception:
                 pass
         self._clients.clear()
+        self._client_by_model.clear()
         if self._executors and self.sandbox is not None:
             await self.sandbox.release(self.run_id)
         self._executors.clear()
