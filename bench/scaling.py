@@ -4,7 +4,7 @@ Each measurement starts its own deployment as real processes on loopback (`tests
 PostgreSQL database of the local server, with the model an OpenAI-compatible server in its own process:
 - scaling: the same batch of runs (two agents, `MESSAGES` model turns each, `LATENCY_MS` per call) with one
   worker and with two, the batch posted at once; makespan from the first POST to the last run settled;
-- CPU: of the API replica, the workers and the PostgreSQL backends during the batch, per model turn and per run;
+- CPU: of the API replicas, the workers and the PostgreSQL backends during the batch, per model turn and per run;
   the engine's overhead per run is that CPU less the library's own CPU for the same turns
   (`bench/library_run.py --gather`, the same model server);
 - cancel: a run streaming on replica A is cancelled through replica B; latency from the POST to the run's row
@@ -198,11 +198,12 @@ def run(quick: bool, out: Path) -> dict[str, Any]:
         "turns_per_cpu_met": two["turns_per_cpu_s"] >= TARGET_TURNS_PER_CPU_S,
     }
     md = [
-        f"Deployment: API replica(s) `serve --run-workers 0` and `autobots worker` processes, `run_dispatch = "
+        f"Deployment: {API_REPLICAS} API replicas `serve --run-workers 0` (the batch's POSTs alternate between "
+        f"them) and `autobots worker` processes, `run_dispatch = "
         f"procrastinate`, on a fresh database of the local PostgreSQL; model: the fake OpenAI server in its own "
         f"process, {LATENCY_MS} ms per call. Batch: {runs} sessions of two agents talking for {MESSAGES} model turns, "
         "one message posted to each at once (`max_concurrent_runs` = the batch); makespan from the first POST to "
-        "the last run settled. CPU: the API replica and the workers (`/proc`), and every PostgreSQL backend.",
+        "the last run settled. CPU: the API replicas and the workers (`/proc`), and every PostgreSQL backend.",
         "",
         "| workers | makespan (s) | runs per worker | service CPU (s) | PostgreSQL CPU (s) | model turns per "
         "CPU-second (service / with PostgreSQL) | engine overhead per run (ms CPU) |",
