@@ -19,6 +19,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 SandboxChoice = Literal["auto", "docker", "process", "local", "none"]
 AuthMode = Literal["local", "apikey"]
@@ -185,10 +187,13 @@ class Settings(BaseSettings):
         return address.is_loopback
 
     def describe(self) -> dict[str, Any]:
-        """What startup logs: every choice, no secrets (the database URL's password is masked; settings hold no
-        other secret: keys are named by variables, never held)."""
+        """What startup logs: every choice, no secrets (the database URL's password is masked as `redacted_url`
+        masks it; settings hold no other secret: keys are named by variables, never held)."""
         described = self.model_dump()
-        described["database_url"] = _masked_database_url(self.database_url)
+        try:
+            described["database_url"] = make_url(self.database_url).render_as_string(hide_password=True)
+        except ArgumentError:  # not a URL: starting fails with its own error; nothing of it is logged here
+            described["database_url"] = "(not a database URL)"
         return described
 
     @classmethod
@@ -229,12 +234,3 @@ def read_secret_env(name: str) -> str | None:
 def get_settings() -> Settings:
     return Settings()
 
-
-def _masked_database_url(url: str) -> str:
-    """The URL with its password replaced by `***` (parsed by hand: this module imports no database library)."""
-    scheme, separator, rest = url.partition("://")
-    credentials, at, location = rest.rpartition("@")
-    if not separator or not at or ":" not in credentials:
-        return url
-    user = credentials.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{location}"
