@@ -103,7 +103,7 @@ class PlannerWorkflow:
         self.ctx = ctx
         self.planner = ctx.spec.planner
         self.workers = ctx.spec.workers
-        self.router = ctx.spec.router
+        self.router = ctx.spec.router or RouterSpec()  # a spec without a router section gets its defaults
         self.plan: list[dict[str, Any]] | None = None
         self.routes: dict[str, str] = {}
         self.contexts: dict[str, str] = {}  # the statistics key each sub-task was routed by (`code/long`)
@@ -191,14 +191,13 @@ class PlannerWorkflow:
         if step.id in self.routes:
             return self.routes[step.id], []
         subtask = next(s for s in self.plan if s["id"] == step.id)
-        router = self.router
         features = SubtaskFeatures(kind=subtask["kind"], instruction_chars=len(subtask["instruction"]),
                                    dependencies=len(inputs), dependency_chars=sum(map(len, inputs.values())))
-        context = features.context(router.long_input_chars if router else RouterSpec().long_input_chars)
+        context = features.context(self.router.long_input_chars)
         stats = self.ctx.router_memory.stats(context) if self.ctx.router_memory else {}
-        choice = choose(router.policy if router else "thompson", self._candidates(),
+        choice = choose(self.router.policy, self._candidates(),
                         {m: s for m, s in stats.items() if isinstance(s, ArmStats)}, rng=self._rng,
-                        explore=router.explore if router else 0.05, weights=self._weights())
+                        explore=self.router.explore, weights=self._weights())
         self.routes[step.id] = self.model_by_source[step.id] = choice.model
         self.contexts[step.id] = context
         return choice.model, [WorkflowEvent("router.choice", {
@@ -215,9 +214,8 @@ class PlannerWorkflow:
         return [Candidate(model=name, cost_per_call_cents=cost, quality=cost / dearest) for name, cost in cents.items()]
 
     def _weights(self) -> RewardWeights:
-        weights = self.router.reward if self.router else None
-        return RewardWeights(alpha=weights.alpha, beta=weights.beta, gamma=weights.gamma) if weights else \
-            RewardWeights()
+        weights = self.router.reward
+        return RewardWeights(alpha=weights.alpha, beta=weights.beta, gamma=weights.gamma)
 
     # -- the plan as a pipeline ---------------------------------------------------------------------------------
 
