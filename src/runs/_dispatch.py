@@ -104,12 +104,11 @@ class Dispatcher:
         return True
 
     async def waiting_sessions(self) -> set[str]:
-        """Sessions with a job waiting for a worker."""
-        async with await psycopg.AsyncConnection.connect(self.conninfo, autocommit=True) as connection:
-            rows = await (await connection.execute(
-                "SELECT queueing_lock FROM procrastinate_jobs WHERE queue_name = %s AND status = 'todo'",
-                (QUEUE,))).fetchall()
-        return {row[0].removeprefix("session:") for row in rows if row[0]}
+        """Sessions with a job waiting for a worker (read on the app's pool: recovery asks every heartbeat)."""
+        rows = await self.app.connector.execute_query_all_async(
+            "SELECT queueing_lock FROM procrastinate_jobs WHERE queue_name = %(queue)s AND status = 'todo'",
+            queue=QUEUE)
+        return {row["queueing_lock"].removeprefix("session:") for row in rows if row["queueing_lock"]}
 
     async def fail_stalled_jobs(self, stale_after_s: float) -> int:
         """Jobs held by workers whose heartbeat stopped: marked failed, so the queue tells the truth (their runs
