@@ -9,15 +9,20 @@ because each start costs a few seconds of imports.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.support.database import POSTGRES_URL, reset_postgres, session_postgres_url
-from tests.support.servers import ServerProcess, database_for, launch_server, stop_and_check, wait_ready
+from tests.support.servers import (
+    ServerProcess,
+    create_api_keys,
+    database_for,
+    launch_server,
+    stop_and_check,
+    wait_ready,
+)
 
 
 @pytest.fixture(scope="session")
@@ -70,13 +75,4 @@ def apikey_server(launched: dict[str, ServerProcess]) -> ServerProcess:
 @pytest.fixture(scope="session")
 def api_keys(apikey_server: ServerProcess) -> dict[str, str]:
     """Keys for alice and bob, made with `python -m autobots users add NAME` (the key is the last line)."""
-    procs = {name: subprocess.Popen([sys.executable, "-m", "autobots", "users", "add", name],
-                                    cwd=apikey_server.workdir, env=apikey_server.env, stdout=subprocess.PIPE,
-                                    stderr=subprocess.PIPE, text=True)
-             for name in ("alice", "bob")}
-    keys: dict[str, str] = {}
-    for name, proc in procs.items():
-        out, err = proc.communicate(timeout=60)
-        assert proc.returncode == 0, f"users add {name} failed ({proc.returncode}):\n{out}\n{err}"
-        keys[name] = out.strip().splitlines()[-1].strip()
-    return keys
+    return create_api_keys(apikey_server, "alice", "bob")

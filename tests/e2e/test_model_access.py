@@ -8,8 +8,6 @@ a registered model endpoint). Every request any listener received is checked for
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,7 +16,7 @@ import pytest
 
 from tests.support.openai_server import FakeOpenAIServer
 from tests.support.server_api import API
-from tests.support.servers import ServerProcess, launch_server, stop_and_check, wait_ready
+from tests.support.servers import ServerProcess, create_api_keys, launch_server, stop_and_check, wait_ready
 
 pytestmark = pytest.mark.e2e
 
@@ -50,9 +48,7 @@ def shared_server(tmp_path_factory: pytest.TempPathFactory,
         AUTOBOTS_MODEL_ENDPOINTS=json.dumps(endpoints),
         AUTOBOTS_ALLOWED_BASE_URLS=json.dumps([listeners["allowed"].base_url]),
         CANARY_SECRET=CANARY, OPENAI_API_KEY=SERVER_KEY, TEAM_KEY=TEAM_KEY))
-    made = subprocess.run([sys.executable, "-m", "autobots", "users", "add", "mallory"], cwd=server.workdir,
-                          env=server.env, capture_output=True, text=True, timeout=60, check=True)
-    headers = {"Authorization": f"Bearer {made.stdout.strip().splitlines()[-1]}"}
+    headers = {"Authorization": f"Bearer {create_api_keys(server, 'mallory')['mallory']}"}
     try:
         yield server, headers
     finally:

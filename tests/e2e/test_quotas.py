@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
 import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack
@@ -21,7 +19,7 @@ import pytest
 
 from tests.support.openai_server import FakeOpenAIServer, RecordedRequest
 from tests.support.server_api import API
-from tests.support.servers import ServerProcess, launch_server, wait_ready
+from tests.support.servers import ServerProcess, create_api_keys, launch_server, wait_ready
 from tests.support.specs import openai_spec
 
 pytestmark = pytest.mark.e2e
@@ -47,13 +45,6 @@ def model(answering: threading.Event) -> Iterator[FakeOpenAIServer]:
         yield server
 
 
-def users_add(server: ServerProcess, name: str) -> str:
-    """A new API key for `name`, made with the CLI (the key is the last line of its output)."""
-    done = subprocess.run([sys.executable, "-m", "autobots", "users", "add", name], cwd=server.workdir,
-                          env=server.env, capture_output=True, text=True, timeout=60, check=True)
-    return done.stdout.strip().splitlines()[-1].strip()
-
-
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory: pytest.TempPathFactory, model: FakeOpenAIServer,
             answering: threading.Event) -> Iterator[dict[str, tuple[ServerProcess, dict[str, str]]]]:
@@ -71,7 +62,7 @@ def servers(tmp_path_factory: pytest.TempPathFactory, model: FakeOpenAIServer,
                                 AUTOBOTS_MAX_ACTIVE_RUNS_PER_USER=str(RUNS), AUTOBOTS_RATE_LIMIT_PER_KEY="0"),
     }
     try:
-        yield {name: (wait_ready(server), {user: users_add(server, user) for user in ("alice", "bob")})
+        yield {name: (wait_ready(server), create_api_keys(server, "alice", "bob"))
                for name, server in launched.items()}
     finally:
         answering.set()  # a run stuck in a model call would hold up the servers' shutdown

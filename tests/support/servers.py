@@ -139,6 +139,20 @@ def wait_ready(server: ServerProcess, timeout_s: float = START_TIMEOUT_S) -> Ser
     raise ServerNotReady(f"the server did not answer /healthz within {timeout_s} s:\n{server.log()[-4000:]}")
 
 
+def create_api_keys(server: ServerProcess, *names: str) -> dict[str, str]:
+    """A new API key for each of `names`, made with `python -m autobots users add NAME` against the server's
+    database (the key is the last line of its output); the commands run at once."""
+    procs = {name: subprocess.Popen([sys.executable, "-m", "autobots", "users", "add", name], cwd=server.workdir,
+                                    env=server.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for name in names}
+    keys: dict[str, str] = {}
+    for name, proc in procs.items():
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, f"users add {name} failed ({proc.returncode}):\n{out}\n{err}"
+        keys[name] = out.strip().splitlines()[-1].strip()
+    return keys
+
+
 def stop_and_check(server: ServerProcess) -> None:
     """Stop the server and check that it exited cleanly."""
     returncode = server.stop()
