@@ -23,9 +23,10 @@ from typing import Any
 
 import httpx
 
-from bench._common import fmt, median, percentile, run_json, tree_cpu_s
+from bench._common import fmt, median, percentile, proc_cpu_s, run_json, tree_cpu_s
 from tests.support.cluster import Cluster, fresh_postgres_database
 from tests.support.openai_server import FakeOpenAIProcess
+from tests.support.specs import two_assistants_spec
 
 LATENCY_MS = 200
 MESSAGES = 5
@@ -38,17 +39,8 @@ TERMINAL = ("completed", "incomplete", "failed", "cancelled")
 API_REPLICAS = 2
 
 
-def talkers(base_url: str, messages: int) -> dict[str, Any]:
-    return {"name": "talkers", "type": "autonomous",
-            "models": {"default": {"provider": "openai", "model": "m", "base_url": base_url}},
-            "agents": [{"name": "alice"}, {"name": "bob"}], "sender": "bob", "receiver": "alice",
-            "termination": {"text": None, "max_messages": messages}}
-
-
 def postgres_cpu_s() -> float:
     """CPU of every PostgreSQL process of this machine (the local server's backends)."""
-    from bench._common import proc_cpu_s
-
     total = 0.0
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -100,7 +92,8 @@ def batch(out: Path, model_url: str, *, workers: int, runs: int, apis: int = API
                             AUTOBOTS_MAX_CONCURRENT_RUNS=str(runs), AUTOBOTS_MAX_STREAMS_PER_USER="0")
     try:
         with httpx.Client(base_url=cluster.apis[0].base_url, timeout=60) as client:
-            workflow = client.post("/api/v1/workflows", json=talkers(model_url, MESSAGES))
+            spec = two_assistants_spec(model_url, max_messages=MESSAGES, name="scaling")
+            workflow = client.post("/api/v1/workflows", json=spec)
             workflow.raise_for_status()
             workflow_id = workflow.json()["id"]
             sessions = [client.post("/api/v1/sessions", json={"workflow_id": workflow_id}).json()["id"]
@@ -125,7 +118,7 @@ def cancel_and_pickup(out: Path, model_url: str, *, samples: int) -> dict[str, A
     pickups: list[float] = []
     try:
         a, b = (httpx.Client(base_url=api.base_url, timeout=60) for api in cluster.apis)
-        spec = talkers(model_url, 40)
+        spec = two_assistants_spec(model_url, max_messages=40, name="scaling-cancel")
         for _ in range(samples):
             session = a.post("/api/v1/sessions", json={"workflow": spec}).json()
             run_id = a.post(f"/api/v1/sessions/{session['id']}/messages", json={"content": "talk"}).json()["run"]["id"]

@@ -16,6 +16,7 @@ import pytest
 from tests.support.cluster import Cluster, fresh_postgres_database
 from tests.support.openai_server import FakeOpenAIServer
 from tests.support.server_api import API
+from tests.support.specs import two_assistants_spec
 
 pytestmark = pytest.mark.e2e
 MODEL_LATENCY_MS = 150
@@ -50,10 +51,7 @@ def replicas(cluster: Cluster) -> Iterator[tuple[httpx.Client, httpx.Client]]:
 
 def talkers(model: FakeOpenAIServer, messages: int) -> dict[str, Any]:
     """Two agents taking turns for `messages` messages, each a model call."""
-    return {"name": "talkers", "type": "autonomous",
-            "models": {"default": {"provider": "openai", "model": "m", "base_url": model.base_url}},
-            "agents": [{"name": "alice"}, {"name": "bob"}], "sender": "bob", "receiver": "alice",
-            "termination": {"text": "TERMINATE", "max_messages": messages}}
+    return two_assistants_spec(model.base_url, max_messages=messages, name="talkers")
 
 
 def start_run(client: httpx.Client, spec: dict[str, Any]) -> dict[str, Any]:
