@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 from autobots.db.repositories import PUBLIC_ONLY, Page, PageQuery, RunRepository, fetch_one
-from autobots.db.repositories.runs import events_after_statement
 from autobots.db.tables import ChatSession, Message, Run, RunEvent
 from autobots.errors import InvalidRequest, NotFound
 from sqlalchemy import Connection
-from sqlmodel import Session
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 
@@ -25,14 +23,6 @@ async def get_or_raise(db: AsyncSession, *, user_id: str, run_id: str) -> Run:
 def public_run(connection: Connection, run_id: str) -> Run | None:
     """A run without its executor-only fields, in one read on a thread's connection."""
     return fetch_one(connection, Run, Run.id == run_id, options=PUBLIC_ONLY)
-
-
-def events_after(connection: Connection, run_id: str, starting_after: int) -> tuple[list[RunEvent], Run | None]:
-    """The run's events after `starting_after`, then the run (read after them: when it is terminal, no event of
-    it is missing from the list), in one read on a thread's connection."""
-    with Session(bind=connection) as db:
-        events = list(db.exec(events_after_statement(run_id, starting_after)).all())
-    return events, public_run(connection, run_id)
 
 
 async def list_for_session(db: AsyncSession, *, session_id: str, page: PageQuery) -> Page[Run]:
